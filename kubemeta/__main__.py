@@ -1,0 +1,5 @@
+import sys
+
+from kubemeta.cli import main
+
+sys.exit(main())

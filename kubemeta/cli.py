@@ -1,0 +1,200 @@
+"""Command line: ``kubemeta mmexternal | enrich | check | --version``.
+
+In helper mode (mmexternal) stdout is rsyslog's reply pipe and stderr the same
+pipe: only replies are ever written there. The other commands talk to a human
+and may print.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from kubemeta import __version__, config, logsink
+from kubemeta.config import Config
+from kubemeta.errors import ApiError, ConfigError
+
+log = logging.getLogger("kubemeta")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="kubemeta",
+        description="Kubernetes metadata for container log records, for rsyslog.")
+    p.add_argument("--version", action="version", version=f"kubemeta {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    helpers = {
+        "mmexternal": "run as rsyslog's mmexternal helper (interface.input=\"fulljson\")",
+        "enrich": "enrich fulljson lines from a file or stdin, print one reply per line",
+        "check": "validate the config, contact the API, try the reads kubemeta needs",
+    }
+    for name, text in helpers.items():
+        sp = sub.add_parser(name, help=text, description=text)
+        sp.add_argument("--config", metavar="PATH", help="YAML configuration file")
+        if name == "enrich":
+            sp.add_argument("input", nargs="?", default="-", help="file of lines (- for stdin)")
+        group = sp.add_argument_group("settings (override the config file)")
+        for key in config.field_names():
+            group.add_argument(f"--{key.replace('_', '-')}", dest=f"set_{key}", metavar="VALUE")
+    return p
+
+
+def _overrides(ns: argparse.Namespace) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key in config.field_names():
+        text = getattr(ns, f"set_{key}", None)
+        if text is not None:
+            out[key] = config.parse_flag_value(key, text)
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "mmexternal":
+        return _mmexternal(args)
+    if args.command == "enrich":
+        return _enrich(args)
+    if args.command == "check":
+        return _check(args)
+    _parser().print_help()
+    return 2
+
+
+def _mmexternal(args: argparse.Namespace) -> int:
+    from kubemeta.framing import LineFramer
+    from kubemeta.service import PipeServer, build_enricher, build_store
+
+    problem: ConfigError | None = None
+    try:
+        cfg = config.load(args.config, _overrides(args))
+    except ConfigError as e:
+        problem = e
+        cfg = _salvage_log_settings(args.config)
+    logsink.setup(cfg.log_file, cfg.log_level, helper=True)
+    store = None
+    if problem is not None:
+        # A broken config must not stop logs: answer with file-name fields.
+        log.critical("configuration error: %s; kubemeta answers with file-name fields only "
+                     "until the config is fixed and rsyslog restarts it", problem,
+                     extra={"event": "config_error", "config": args.config})
+    else:
+        store = build_store(cfg)
+        store.start()
+    enricher = build_enricher(cfg, store)
+    server = PipeServer(enricher, LineFramer(cfg.max_line_bytes))
+    server.install_signals()
+    log.info("kubemeta %s started as mmexternal helper; API %s", __version__,
+             cfg.kubernetes_url, extra={"event": "start"})
+    why = server.serve()
+    log.info("stopping (%s) after %d lines", why, server.lines, extra={"event": "stop"})
+    logging.shutdown()
+    # Lookup threads may sit in a hung request; they hold nothing worth waiting for.
+    os._exit(0)
+
+
+def _salvage_log_settings(path: str | None) -> Config:
+    """Best effort: honour log_file/log_level from a config that failed to load."""
+    try:
+        raw = config.read_yaml(path) if path else {}
+    except ConfigError:
+        return Config()
+    keep = {k: raw[k] for k in ("log_file", "log_level") if isinstance(raw.get(k), str)}
+    try:
+        return config.from_mapping(keep)
+    except ConfigError:
+        return Config()
+
+
+def _enrich(args: argparse.Namespace) -> int:
+    from kubemeta.framing import LineFramer
+    from kubemeta.service import build_enricher, build_store
+
+    try:
+        cfg = config.load(args.config, _overrides(args))
+    except ConfigError as e:
+        print(f"kubemeta: configuration error: {e}", file=sys.stderr)
+        return 2
+    logsink.setup(None, cfg.log_level, helper=False, journal=False)
+    _log_to_stderr(cfg.log_level)
+    store = build_store(cfg)
+    store.start()
+    # Replay is not latency-bound: wait for the API as long as a request may take.
+    deadline = None if args.set_lookup_deadline else (
+        cfg.api_connect_timeout + cfg.api_read_timeout)
+    enricher = build_enricher(cfg, store, deadline)
+    framer = LineFramer(cfg.max_line_bytes)
+    src = sys.stdin.buffer if args.input == "-" else open(args.input, "rb")  # noqa: SIM115
+    out = sys.stdout.buffer
+    with src:
+        for chunk in iter(lambda: src.read(1 << 16), b""):
+            for frame in framer.feed(chunk):
+                out.write(enricher.reply(frame))
+        if framer.pending():
+            for frame in framer.feed(b"\n"):
+                out.write(enricher.reply(frame))
+    out.flush()
+    return 0
+
+
+def _log_to_stderr(level: str) -> None:
+    h = logging.StreamHandler(sys.stderr)
+    h.setFormatter(logging.Formatter("kubemeta: %(levelname)s %(message)s"))
+    root = logging.getLogger("kubemeta")
+    root.handlers = [h]
+    root.setLevel(level.upper())
+
+
+def _check(args: argparse.Namespace) -> int:
+    try:
+        cfg = config.load(args.config, _overrides(args))
+    except ConfigError as e:
+        print(f"FAIL config: {e}")
+        return 2
+    print(f"ok   config {args.config or '(defaults)'}")
+    where = _check_log(cfg)
+    print(f"ok   log: {where}")
+    if not os.path.isdir(cfg.state_dir) or not os.access(cfg.state_dir, os.W_OK):
+        print(f"warn state_dir {cfg.state_dir} is not a writable directory")
+    try:
+        from kubemeta import kubeapi
+
+        api = kubeapi.KubeApi(cfg)
+    except ConfigError as e:
+        print(f"FAIL API client: {e}")
+        return 2
+    failed = False
+    for what, call in (
+        ("get namespace default", lambda: api.get_namespace("default")),
+        ("get pods in namespace default", lambda: api.get_pod("default", "kubemeta-check")),
+    ):
+        try:
+            call()
+            print(f"ok   {what} at {api.url}")
+        except ApiError as e:
+            if e.status == 404:
+                # A 404 proves the read is allowed: the object just is not there.
+                print(f"ok   {what} at {api.url} (allowed; object not found)")
+                continue
+            failed = True
+            print(f"FAIL {what} at {api.url}: {e.reason}")
+    return 1 if failed else 0
+
+
+def _check_log(cfg: Config) -> str:
+    if os.path.exists(logsink.JOURNAL_SOCKET):
+        return "the journal"
+    try:
+        os.makedirs(os.path.dirname(cfg.log_file) or ".", exist_ok=True)
+        with open(cfg.log_file, "a", encoding="utf-8"):
+            pass
+    except OSError as e:
+        return f"{cfg.log_file} is NOT writable ({e.strerror}); kubemeta would log nowhere"
+    return cfg.log_file
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,275 @@
+"""The configuration: one YAML file, snake_case keys, every key documented here.
+
+Loading is strict: an unknown key or a value of the wrong type is reported by
+name, so a typo never silently falls back to a default. Command-line flags
+(one per key, ``--kubernetes-url`` for ``kubernetes_url``) override the file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+from kubemeta.errors import ConfigError
+
+DEFAULT_KUBERNETES_URL = "https://kubernetes.default.svc.cluster.local:443"
+SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
+
+# Equivalent to mmkubernetes's default liblognorm rule
+#   /var/log/containers/%pod_name:char-to:_%_%namespace_name:char-to:_%_%container_name_and_id:char-to:.%.log
+# with container_name_and_id split at its last dash.
+DEFAULT_FILENAME_PATTERNS: tuple[str, ...] = (
+    r"^/var/log/containers/(?P<pod_name>[^_]+)_(?P<namespace_name>[^_]+)_"
+    r"(?P<container_name>[^.]+)-(?P<container_id>[^.-]+)\.log$",
+    r"^/var/log/pods/(?P<namespace_name>[^_/]+)_(?P<pod_name>[^_/]+)_(?P<pod_uid>[^_/]+)/"
+    r"(?P<container_name>[^/]+)/[0-9]+\.log$",
+)
+# mmkubernetes's two container rules: k8s_<container>.<hash>_<pod>_<ns>_<uid>_<n>
+# and the same without the hash.
+DEFAULT_CONTAINER_NAME_PATTERNS: tuple[str, ...] = (
+    r"^[^_]+_(?P<container_name>[^._]+)\.[^_]+_(?P<pod_name>[^_]+)_(?P<namespace_name>[^_]+)_"
+    r"(?P<pod_uid>[^_]+)_[^_]*$",
+    r"^[^_]+_(?P<container_name>[^_]+)_(?P<pod_name>[^_]+)_(?P<namespace_name>[^_]+)_"
+    r"(?P<pod_uid>[^_]+)_[^_]*$",
+)
+REQUIRED_GROUPS = frozenset({"namespace_name", "pod_name", "container_name"})
+KNOWN_GROUPS = REQUIRED_GROUPS | {"container_id", "pod_uid"}
+
+
+@dataclass(frozen=True)
+class Config:
+    """Every setting, with its default. The README's reference is written from this."""
+
+    # -- where the API is and how to authenticate --
+    kubernetes_url: str = DEFAULT_KUBERNETES_URL
+    token: str | None = None
+    token_file: str | None = None
+    ca_file: str | None = None
+    client_cert_file: str | None = None
+    client_key_file: str | None = None
+    kubeconfig: str | None = None
+    kubeconfig_context: str | None = None
+    in_cluster: bool = False
+    insecure_skip_tls_verify: bool = False
+    api_connect_timeout: float = 3.0
+    api_read_timeout: float = 10.0
+    # -- this node --
+    node_name: str | None = None
+    state_dir: str = "/var/lib/kubemeta"
+    log_file: str = "/var/log/kubemeta/kubemeta.log"
+    log_level: str = "info"
+    # -- which pod wrote a record --
+    filename_path: str = "$!metadata!filename"
+    container_name_path: str = "$!CONTAINER_NAME"
+    container_id_path: str = "$!CONTAINER_ID_FULL"
+    filename_patterns: tuple[str, ...] = DEFAULT_FILENAME_PATTERNS
+    container_name_patterns: tuple[str, ...] = DEFAULT_CONTAINER_NAME_PATTERNS
+    # -- the output, as mmkubernetes shapes it --
+    de_dot: bool = True
+    de_dot_separator: str = "_"
+    annotation_match: tuple[str, ...] = ()
+    # -- caching and lookups --
+    pod_cache_ttl: float = 300.0
+    namespace_cache_ttl: float = 900.0
+    not_found_ttl: float = 30.0
+    error_retry_interval: float = 5.0
+    pod_cache_size: int = 10000
+    namespace_cache_size: int = 2000
+    lookup_deadline: float = 0.25
+    lookup_workers: int = 4
+    # -- input safety --
+    max_line_bytes: int = 8 * 1024 * 1024
+
+    def __post_init__(self) -> None:
+        _validate(self)
+
+    def effective_token_file(self) -> str | None:
+        if self.token_file or self.token or not self.in_cluster:
+            return self.token_file
+        return f"{SERVICE_ACCOUNT_DIR}/token"
+
+    def effective_ca_file(self) -> str | None:
+        if self.ca_file or not self.in_cluster:
+            return self.ca_file
+        return f"{SERVICE_ACCOUNT_DIR}/ca.crt"
+
+
+_FIELDS = {f.name: f for f in fields(Config)}
+_TYPES: dict[str, tuple[type, ...]] = {}
+for _f in fields(Config):
+    _t = str(_f.type)
+    if _t.startswith("str"):
+        _TYPES[_f.name] = (str,)
+    elif _t == "bool":
+        _TYPES[_f.name] = (bool,)
+    elif _t == "int":
+        _TYPES[_f.name] = (int,)
+    elif _t == "float":
+        _TYPES[_f.name] = (int, float)
+    elif _t.startswith("tuple"):
+        _TYPES[_f.name] = (list, tuple)
+    else:  # pragma: no cover - a new field type must be taught here
+        raise TypeError(f"unhandled config field type {_t} for {_f.name}")
+_OPTIONAL = {f.name for f in fields(Config) if "None" in str(f.type)}
+
+_TYPE_WORDS = {(str,): "a string", (bool,): "true or false", (int,): "an integer",
+               (int, float): "a number", (list, tuple): "a list of strings"}
+
+
+def field_names() -> list[str]:
+    return list(_FIELDS)
+
+
+def field_default(name: str) -> Any:
+    f = _FIELDS[name]
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    return None  # pragma: no cover - every field has a default
+
+
+def _check_type(name: str, value: Any) -> Any:
+    if value is None and name in _OPTIONAL:
+        return None
+    expected = _TYPES[name]
+    # bool is an int subclass; "pod_cache_size: true" is a mistake, not 1.
+    if isinstance(value, bool) and bool not in expected:
+        ok = False
+    else:
+        ok = isinstance(value, expected)
+    if not ok:
+        raise ConfigError(
+            f"{name}: expected {_TYPE_WORDS[expected]}, got {type(value).__name__} {value!r}"
+        )
+    if expected == (list, tuple):
+        for i, item in enumerate(value):
+            if not isinstance(item, str):
+                raise ConfigError(f"{name}[{i}]: expected a string, got {item!r}")
+        return tuple(value)
+    if expected == (int, float):
+        return float(value)
+    return value
+
+
+def _validate(cfg: Config) -> None:
+    for name in ("api_connect_timeout", "api_read_timeout", "lookup_deadline"):
+        if getattr(cfg, name) <= 0:
+            raise ConfigError(f"{name}: must be greater than 0, got {getattr(cfg, name)}")
+    for name in ("pod_cache_ttl", "namespace_cache_ttl", "not_found_ttl", "error_retry_interval"):
+        if getattr(cfg, name) < 0:
+            raise ConfigError(f"{name}: must not be negative, got {getattr(cfg, name)}")
+    for name in ("pod_cache_size", "namespace_cache_size", "lookup_workers"):
+        if getattr(cfg, name) < 1:
+            raise ConfigError(f"{name}: must be at least 1, got {getattr(cfg, name)}")
+    if cfg.max_line_bytes < 1024:
+        raise ConfigError(f"max_line_bytes: must be at least 1024, got {cfg.max_line_bytes}")
+    if cfg.log_level.lower() not in ("debug", "info", "warning", "error"):
+        raise ConfigError(f"log_level: one of debug, info, warning, error; got {cfg.log_level!r}")
+    if not re.match(r"^https?://[^/\s]+", cfg.kubernetes_url):
+        raise ConfigError(
+            f"kubernetes_url: expected https://host[:port], got {cfg.kubernetes_url!r}"
+        )
+    for name in ("filename_path", "container_name_path", "container_id_path"):
+        path = getattr(cfg, name)
+        if not path.startswith("$!") or "!!" in path or path.endswith("!") and path != "$!":
+            raise ConfigError(f"{name}: expected a message variable like $!metadata!filename, "
+                              f"got {path!r}")
+    for name in ("filename_patterns", "container_name_patterns"):
+        for i, pattern in enumerate(getattr(cfg, name)):
+            try:
+                rx = re.compile(pattern)
+            except re.error as e:
+                raise ConfigError(f"{name}[{i}]: not a valid regular expression: {e}") from e
+            missing = REQUIRED_GROUPS - set(rx.groupindex)
+            if missing:
+                raise ConfigError(f"{name}[{i}]: missing named group(s) "
+                                  f"{', '.join(sorted(missing))}")
+            unknown = set(rx.groupindex) - KNOWN_GROUPS
+            if unknown:
+                raise ConfigError(f"{name}[{i}]: unknown named group(s) "
+                                  f"{', '.join(sorted(unknown))}; known: "
+                                  f"{', '.join(sorted(KNOWN_GROUPS))}")
+    for i, pattern in enumerate(cfg.annotation_match):
+        try:
+            re.compile(pattern)
+        except re.error as e:
+            raise ConfigError(f"annotation_match[{i}]: not a valid regular expression: {e}") from e
+    if (cfg.client_cert_file is None) != (cfg.client_key_file is None):
+        raise ConfigError("client_cert_file and client_key_file must be set together")
+
+
+def from_mapping(data: Mapping[str, Any], base: Config | None = None) -> Config:
+    """Build a Config from parsed YAML (or flags), reporting problems by key name."""
+    values: dict[str, Any] = {}
+    problems: list[str] = []
+    for key, value in data.items():
+        if not isinstance(key, str) or key not in _FIELDS:
+            close = difflib.get_close_matches(str(key), _FIELDS, n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            problems.append(f"{key}: unknown key{hint}")
+            continue
+        try:
+            values[key] = _check_type(key, value)
+        except ConfigError as e:
+            problems.append(str(e))
+    if problems:
+        raise ConfigError("; ".join(problems))
+    return dataclasses.replace(base or Config(), **values)
+
+
+def load(path: str | None, overrides: Mapping[str, Any] | None = None) -> Config:
+    """Read the YAML file at ``path`` (if any) and apply ``overrides`` on top."""
+    cfg = Config()
+    if path is not None:
+        cfg = from_mapping(read_yaml(path), cfg)
+    if overrides:
+        cfg = from_mapping(overrides, cfg)
+    return cfg
+
+
+def read_yaml(path: str) -> Mapping[str, Any]:
+    import yaml
+
+    try:
+        with open(path, "rb") as f:
+            text = f.read(1024 * 1024 + 1)
+    except OSError as e:
+        raise ConfigError(f"cannot read config file {path}: {e.strerror or e}") from e
+    if len(text) > 1024 * 1024:
+        raise ConfigError(f"config file {path} is larger than 1 MiB")
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"config file {path} is not valid YAML: {e}") from e
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path}: expected a mapping of keys, "
+                          f"got {type(data).__name__}")
+    return data
+
+
+def parse_flag_value(name: str, text: str) -> Any:
+    """Interpret a command-line value with YAML scalar rules (true, 5, [a, b])."""
+    import yaml
+
+    if _TYPES[name] == (str,):
+        return text
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"--{name.replace('_', '-')}: cannot parse {text!r}: {e}") from e
+
+
+def describe() -> list[tuple[str, str, Any]]:
+    """(name, type words, default) for every key, for `kubemeta config-reference`."""
+    out = []
+    for f in fields(Config):
+        out.append((f.name, _TYPE_WORDS[_TYPES[f.name]], field_default(f.name)))
+    return out
+
+
+__all__ = ["Config", "ConfigError", "from_mapping", "load"]

@@ -1,0 +1,67 @@
+"""kubemeta's exception family.
+
+Bad input from rsyslog raises RecordError and nothing else; problems with the
+configuration raise ConfigError; everything the Kubernetes API (or the road to
+it) does wrong is translated once, in kubeapi, into an ApiError subclass.
+"""
+
+from __future__ import annotations
+
+
+class KubemetaError(Exception):
+    """Base of every error kubemeta raises on purpose."""
+
+
+class RecordError(KubemetaError):
+    """A line from rsyslog that cannot be understood; it is answered with {}."""
+
+
+class ConfigError(KubemetaError):
+    """A configuration problem, worded for the operator who has to fix it."""
+
+
+class ApiError(KubemetaError):
+    """The Kubernetes API did not give us the object.
+
+    ``status`` is the HTTP status when there was one (0 for transport
+    failures); ``reason`` is a short operator-facing description used in state
+    change messages ("403 Forbidden", "connection refused").
+    """
+
+    transient = True
+
+    def __init__(self, reason: str, status: int = 0, retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status
+        self.retry_after = retry_after
+
+
+class ApiNotFound(ApiError):
+    """404: the object does not exist. A verdict, cached briefly."""
+
+    transient = False
+
+
+class ApiUnauthorized(ApiError):
+    """401: credentials rejected; the token or certificate files are re-read."""
+
+
+class ApiForbidden(ApiError):
+    """403: RBAC says no. Right after an API server restart this is transient."""
+
+
+class ApiThrottled(ApiError):
+    """429: too many requests; honour Retry-After."""
+
+
+class ApiServerError(ApiError):
+    """5xx or any other unexpected status."""
+
+
+class ApiUnreachable(ApiError):
+    """No HTTP answer: refused, reset, timed out, TLS or DNS failure."""
+
+
+class ApiBadResponse(ApiError):
+    """An answer that is not the JSON object we asked for."""

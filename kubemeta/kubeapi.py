@@ -1,0 +1,257 @@
+"""The Kubernetes API, through the official client. The only module importing it.
+
+Importing ``kubernetes`` costs about half a second, so nothing on the path to
+the first reply imports this module: the lookup workers do, in the background.
+Every failure of the client, urllib3 or the network is translated here, once,
+into kubemeta's ApiError family (``raise ... from e``).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import ssl
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import kubernetes.client
+import kubernetes.config
+import urllib3
+from kubernetes.client.exceptions import ApiException
+
+from kubemeta import jsonlib
+from kubemeta.config import Config
+from kubemeta.errors import (
+    ApiBadResponse,
+    ApiError,
+    ApiForbidden,
+    ApiNotFound,
+    ApiServerError,
+    ApiThrottled,
+    ApiUnauthorized,
+    ApiUnreachable,
+    ConfigError,
+)
+
+# A Pod or Namespace is a few KiB; a body far larger is not one we asked for.
+MAX_BODY_BYTES = 4 * 1024 * 1024
+
+
+class TokenSource:
+    """A bearer token, from the config or re-read from its file when it changes."""
+
+    def __init__(self, token: str | None, path: str | None) -> None:
+        self._token = token.strip() if token else None
+        self._path = path
+        self._stamp: tuple[float, int, int] | None = None
+        self._cached: str | None = None
+        self._lock = threading.Lock()
+
+    def get(self) -> str | None:
+        if self._token is not None or self._path is None:
+            return self._token
+        with self._lock:
+            try:
+                st = os.stat(self._path)
+                stamp = (st.st_mtime, st.st_size, st.st_ino)
+                if stamp != self._stamp:
+                    with open(self._path, encoding="utf-8", errors="replace") as f:
+                        self._cached = f.read(64 * 1024).strip() or None
+                    self._stamp = stamp
+            except OSError:
+                # Keep the last token we read: a file being rotated is briefly absent.
+                pass
+            return self._cached
+
+    def invalidate(self) -> None:
+        with self._lock:
+            self._stamp = None
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    body: Any
+
+
+class KubeApi:
+    """GETs of single objects, answered from the API server's cache (resourceVersion=0)."""
+
+    def __init__(self, cfg: Config) -> None:
+        self._cfg = cfg
+        conf = kubernetes.client.Configuration()
+        if cfg.kubeconfig:
+            try:
+                kubernetes.config.load_kube_config(
+                    config_file=cfg.kubeconfig, context=cfg.kubeconfig_context,
+                    client_configuration=conf, persist_config=False)
+            except Exception as e:
+                raise ConfigError(f"kubeconfig {cfg.kubeconfig}: {e}") from e
+            self.url = conf.host
+        else:
+            conf.host = cfg.kubernetes_url.rstrip("/")
+            self.url = cfg.kubernetes_url
+        ca = cfg.effective_ca_file()
+        if ca:
+            conf.ssl_ca_cert = ca
+        if cfg.client_cert_file:
+            conf.cert_file = cfg.client_cert_file
+            conf.key_file = cfg.client_key_file
+        if cfg.insecure_skip_tls_verify:
+            conf.verify_ssl = False
+            urllib3.disable_warnings()
+        # We own retries and their pacing; urllib3 must not retry behind our back.
+        conf.retries = False
+        self._tokens = TokenSource(cfg.token, cfg.effective_token_file())
+        self._kubeconfig_auth = bool(cfg.kubeconfig)
+        try:
+            self._client = kubernetes.client.ApiClient(conf)
+        except (OSError, ssl.SSLError) as e:
+            raise ConfigError(f"TLS setup failed: {e}") from e
+        self._timeout = (cfg.api_connect_timeout, cfg.api_read_timeout)
+
+    def get_pod(self, namespace: str, name: str) -> Any:
+        return self._get("/api/v1/namespaces/{namespace}/pods/{name}",
+                         {"namespace": namespace, "name": name})
+
+    def get_namespace(self, name: str) -> Any:
+        return self._get("/api/v1/namespaces/{name}", {"name": name})
+
+    def list_pods(self, namespace: str | None = None, limit: int = 1) -> Any:
+        if namespace is None:
+            return self._get("/api/v1/pods", {}, [("limit", str(limit))])
+        return self._get("/api/v1/namespaces/{namespace}/pods", {"namespace": namespace},
+                         [("limit", str(limit))])
+
+    def list_namespaces(self, limit: int = 1) -> Any:
+        return self._get("/api/v1/namespaces", {}, [("limit", str(limit))])
+
+    def on_unauthorized(self) -> None:
+        self._tokens.invalidate()
+
+    def _get(self, path: str, params: dict[str, str],
+             query: list[tuple[str, str]] | None = None) -> Any:
+        headers = {"Accept": "application/json"}
+        token = self._tokens.get()
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        try:
+            resp = self._client.call_api(
+                path, "GET", path_params=params,
+                query_params=query if query is not None else [("resourceVersion", "0")],
+                header_params=headers,
+                auth_settings=["BearerToken"] if self._kubeconfig_auth and not token else [],
+                _preload_content=False, _request_timeout=self._timeout,
+                _return_http_data_only=True)
+            try:
+                body = resp.read(MAX_BODY_BYTES + 1)
+            finally:
+                resp.release_conn()
+        except ApiException as e:
+            raise translate_status(e.status or 0, e.reason, e.headers, e.body) from e
+        except ApiError:
+            raise
+        except Exception as e:  # urllib3, ssl, socket: everything on the way
+            raise translate_transport(e) from e
+        if len(body) > MAX_BODY_BYTES:
+            raise ApiBadResponse(f"answer larger than {MAX_BODY_BYTES} bytes", 200)
+        try:
+            return jsonlib.loads(body)
+        except (ValueError, RecursionError) as e:
+            raise ApiBadResponse("answer is not JSON", 200) from e
+
+
+_STATUS_WORDS = {401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
+                 429: "Too Many Requests", 500: "Internal Server Error",
+                 502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout"}
+
+
+def translate_status(status: int, reason: Any, headers: Any, body: Any) -> ApiError:
+    words = _STATUS_WORDS.get(status) or (str(reason) if reason else "error")
+    text = f"{status} {words}"
+    message = _status_message(body)
+    detail = f"{text}: {message}" if message else text
+    if status == 404:
+        return ApiNotFound(text, status)
+    if status == 401:
+        return ApiUnauthorized(text, status)
+    if status == 403:
+        return ApiForbidden(detail, status)
+    if status == 429:
+        return ApiThrottled(text, status, retry_after=_retry_after(headers))
+    if status == 0:
+        return ApiUnreachable(str(reason) if reason else "no answer", 0)
+    return ApiServerError(detail, status, retry_after=_retry_after(headers))
+
+
+def _status_message(body: Any) -> str | None:
+    """The message of a metav1.Status body, if the answer is one."""
+    if not body:
+        return None
+    try:
+        raw = body if isinstance(body, bytes) else str(body).encode()
+        obj = jsonlib.loads(raw[:65536])
+    except (ValueError, RecursionError):
+        return None
+    if isinstance(obj, dict) and obj.get("kind") == "Status":
+        msg = obj.get("message")
+        if isinstance(msg, str):
+            return msg[:300]
+    return None
+
+
+def _retry_after(headers: Any) -> float | None:
+    try:
+        value = headers.get("Retry-After") if headers is not None else None
+        if value is None:
+            return None
+        seconds = float(value)
+    except (TypeError, ValueError, AttributeError):
+        return None
+    return seconds if 0 <= seconds <= 3600 else None
+
+
+def translate_transport(e: BaseException) -> ApiError:
+    """Name a transport failure the way an operator would ("connection refused")."""
+    cause: BaseException = e
+    if isinstance(e, urllib3.exceptions.MaxRetryError) and e.reason is not None:
+        cause = e.reason
+    text = str(cause)
+    low = text.lower()
+    if isinstance(cause, urllib3.exceptions.SSLError | ssl.SSLError):
+        return ApiUnreachable(f"TLS error: {_tail(text)}")
+    # Before timeouts: urllib3 1.26's NewConnectionError subclasses ConnectTimeoutError.
+    if isinstance(cause, socket.gaierror) or "name or service not known" in low \
+            or "failed to resolve" in low or "temporary failure in name resolution" in low:
+        return ApiUnreachable("DNS lookup failed")
+    if isinstance(cause, ConnectionRefusedError) or "connection refused" in low:
+        return ApiUnreachable("connection refused")
+    if isinstance(cause, urllib3.exceptions.TimeoutError | socket.timeout | TimeoutError):
+        return ApiUnreachable("timed out")
+    if isinstance(cause, ConnectionResetError) or "reset by peer" in low:
+        return ApiUnreachable("connection reset")
+    if isinstance(cause, urllib3.exceptions.ProtocolError):
+        return ApiUnreachable(f"connection broken: {_tail(text)}")
+    return ApiUnreachable(f"{type(cause).__name__}: {_tail(text)}")
+
+
+def _tail(text: str, limit: int = 160) -> str:
+    return text if len(text) <= limit else "..." + text[-limit:]
+
+
+class ApiSource:
+    """The store's Source: GET, then shape into the metadata we emit."""
+
+    def __init__(self, cfg: Config, shaper: Any) -> None:
+        self.api = KubeApi(cfg)
+        self._shaper = shaper
+
+    def pod(self, namespace: str, name: str) -> Any:
+        return self._shaper.pod(self.api.get_pod(namespace, name), name)
+
+    def namespace(self, name: str) -> Any:
+        return self._shaper.namespace(self.api.get_namespace(name), name)
+
+    def on_unauthorized(self) -> None:
+        self.api.on_unauthorized()

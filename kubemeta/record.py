@@ -1,0 +1,77 @@
+"""What a fulljson line from rsyslog tells us: sans-IO, bytes in, values out.
+
+rsyslog's fulljson line is a JSON object whose "$!" member holds the message
+variable tree. We only need up to three strings from it (the log file name and
+the journald CONTAINER_NAME / CONTAINER_ID_FULL fields). Anything that is not
+a JSON object raises RecordError, the only error this module raises.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+from kubemeta import jsonlib
+from kubemeta.errors import RecordError
+
+
+class Sources(NamedTuple):
+    """The raw identification fields of one record (None when absent)."""
+
+    filename: str | None
+    container_name: str | None
+    container_id: str | None
+
+
+def compile_path(path: str) -> tuple[str, ...]:
+    """``$!metadata!filename`` -> ("metadata", "filename")."""
+    return tuple(p for p in path[2:].split("!") if p)
+
+
+def _dig(tree: Any, path: tuple[str, ...], label: str) -> str | None:
+    node = tree
+    for part in path:
+        if not isinstance(node, dict):
+            return None
+        node = node.get(part)
+        if node is None:
+            return None
+    if isinstance(node, str):
+        return node
+    raise RecordError(f"{label} is a {type(node).__name__}, not a string")
+
+
+class RecordReader:
+    """Turns one line into Sources; configured once with the variable paths."""
+
+    def __init__(self, filename_path: str, container_name_path: str,
+                 container_id_path: str, loads: Callable[[bytes], Any] = jsonlib.loads) -> None:
+        self._fn = compile_path(filename_path)
+        self._cn = compile_path(container_name_path)
+        self._ci = compile_path(container_id_path)
+        self._labels = (filename_path, container_name_path, container_id_path)
+        self._loads = loads
+
+    def read(self, line: bytes) -> Sources:
+        try:
+            obj = self._loads(line)
+        except RecursionError as e:
+            raise RecordError("JSON nested too deeply") from e
+        except ValueError as e:  # JSONDecodeError, UnicodeDecodeError, orjson's error
+            raise RecordError(f"not valid JSON: {_short(str(e))}") from e
+        if not isinstance(obj, dict):
+            raise RecordError(f"expected a JSON object, got {type(obj).__name__}")
+        tree = obj.get("$!")
+        if tree is None:
+            return Sources(None, None, None)
+        if not isinstance(tree, dict):
+            raise RecordError(f"\"$!\" is a {type(tree).__name__}, not an object")
+        return Sources(
+            _dig(tree, self._fn, self._labels[0]),
+            _dig(tree, self._cn, self._labels[1]),
+            _dig(tree, self._ci, self._labels[2]),
+        )
+
+
+def _short(text: str, limit: int = 200) -> str:
+    return text if len(text) <= limit else text[:limit] + "..."

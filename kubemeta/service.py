@@ -1,0 +1,121 @@
+"""The I/O shell: wire the pieces from a Config and pump rsyslog's pipe.
+
+Everything here is plumbing; the decisions live in framing, record, identify,
+store and enricher, which never touch a file descriptor or a clock of their own.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import signal
+import time
+from collections.abc import Callable
+from types import FrameType
+
+from kubemeta.config import Config
+from kubemeta.enricher import Enricher
+from kubemeta.framing import LineFramer
+from kubemeta.identify import Identifier
+from kubemeta.record import RecordReader
+from kubemeta.schema import Shaper
+from kubemeta.store import MetadataStore, Source
+
+log = logging.getLogger("kubemeta")
+
+
+def api_source_factory(cfg: Config) -> Callable[[], Source]:
+    shaper = Shaper(cfg.de_dot, cfg.de_dot_separator, cfg.annotation_match)
+
+    def make() -> Source:
+        from kubemeta import kubeapi  # the slow import happens in a worker thread
+
+        return kubeapi.ApiSource(cfg, shaper)  # type: ignore[return-value]
+
+    return make
+
+
+def build_store(cfg: Config, clock: Callable[[], float] = time.monotonic) -> MetadataStore:
+    return MetadataStore(
+        api_source_factory(cfg), clock=clock, pod_ttl=cfg.pod_cache_ttl,
+        namespace_ttl=cfg.namespace_cache_ttl, not_found_ttl=cfg.not_found_ttl,
+        error_retry_interval=cfg.error_retry_interval, pod_cache_size=cfg.pod_cache_size,
+        namespace_cache_size=cfg.namespace_cache_size, workers=cfg.lookup_workers)
+
+
+def build_enricher(cfg: Config, store: MetadataStore | None,
+                   deadline: float | None = None) -> Enricher:
+    reader = RecordReader(cfg.filename_path, cfg.container_name_path, cfg.container_id_path)
+    identifier = Identifier(cfg.filename_patterns, cfg.container_name_patterns)
+    return Enricher(reader, identifier, store, cfg.kubernetes_url,
+                    cfg.lookup_deadline if deadline is None else deadline)
+
+
+class _Stop(Exception):
+    pass
+
+
+class PipeServer:
+    """Reads lines from ``in_fd``, writes one reply per line to ``out_fd``, in order."""
+
+    READ_SIZE = 1 << 16
+
+    def __init__(self, enricher: Enricher, framer: LineFramer, in_fd: int = 0,
+                 out_fd: int = 1) -> None:
+        self._enricher = enricher
+        self._framer = framer
+        self._in = in_fd
+        self._out = out_fd
+        self._reading = False
+        self._stopping = False
+        self.lines = 0
+
+    def install_signals(self) -> None:
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        self._stopping = True
+        # Interrupt a blocking read only: a reply being written must still go out whole.
+        if self._reading:
+            raise _Stop
+
+    def serve(self) -> str:
+        """Returns why it stopped: 'eof', 'signal' or 'pipe closed'."""
+        reply = self._enricher.reply
+        feed = self._framer.feed
+        try:
+            while not self._stopping:
+                self._reading = True
+                try:
+                    data = os.read(self._in, self.READ_SIZE)
+                finally:
+                    self._reading = False
+                if not data:
+                    if self._framer.pending():
+                        log.info("stdin closed in the middle of a line; it had no reader left",
+                                 extra={"event": "eof_partial"})
+                    return "eof"
+                frames = feed(data)
+                if not frames:
+                    continue
+                self.lines += len(frames)
+                out = reply(frames[0]) if len(frames) == 1 else b"".join(map(reply, frames))
+                self._write_all(out)
+        except _Stop:
+            return "signal"
+        except BrokenPipeError:
+            return "pipe closed"
+        except OSError as e:
+            if e.errno in (errno.EPIPE, errno.EBADF):
+                return "pipe closed"
+            raise
+        return "signal"
+
+    def _write_all(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            n = os.write(self._out, view)
+            view = view[n:]
