@@ -1,0 +1,11 @@
+"""A Kubernetes API emulator for kubemeta's tests and demo.
+
+Speaks the parts of the real API kubemeta uses, over real HTTPS with its own
+CA: Pod and Namespace objects, metav1.Status errors, resourceVersion, bearer
+tokens and client certificates, and faults switchable while it runs.
+"""
+
+from kubemeta.emulator.objects import make_namespace, make_pod
+from kubemeta.emulator.server import ApiEmulator
+
+__all__ = ["ApiEmulator", "make_namespace", "make_pod"]

@@ -1,0 +1,488 @@
+"""The emulator's servers: the API over HTTPS, and a plain-HTTP control port.
+
+The control port (loopback only) lets a test change the world while kubemeta
+runs: add, change or delete objects, inject faults, take the listener down,
+manage tokens, and read request counters.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import re
+import socket
+import ssl
+import struct
+import threading
+import time
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from kubemeta.emulator.objects import REASONS, new_uid, status
+from kubemeta.emulator.pki import Pki
+
+FAULT_ACTIONS = ("status", "hang", "reset", "delay", "garbage", "truncate", "wrong_kind", "huge")
+
+
+@dataclass
+class Fault:
+    """One injected misbehaviour, for requests whose path matches ``path``."""
+
+    action: str
+    path: str = ".*"
+    status: int = 503
+    times: int | None = None  # None: until cleared
+    seconds: float = 0.0
+    retry_after: int | None = None
+    size: int = 8 * 1024 * 1024
+    rx: re.Pattern[str] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.action not in FAULT_ACTIONS:
+            raise ValueError(f"unknown fault action {self.action!r}; one of {FAULT_ACTIONS}")
+        self.rx = re.compile(self.path)
+
+
+class World:
+    """The objects, tokens, faults and counters, behind one lock."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.namespaces: dict[str, dict[str, Any]] = {}
+        self.pods: dict[tuple[str, str], dict[str, Any]] = {}
+        self.rv = 1000
+        self.tokens: dict[str, str] = {}
+        self.forbidden_users: set[str] = set()
+        self.faults: list[Fault] = []
+        self.requests: deque[dict[str, Any]] = deque(maxlen=5000)
+        self.by_status: Counter[str] = Counter()
+        self.by_kind: Counter[str] = Counter()
+        self.total = 0
+        self.released = threading.Event()  # set to free hung requests
+
+    def apply(self, obj: dict[str, Any]) -> dict[str, Any]:
+        kind = obj.get("kind")
+        md = obj.setdefault("metadata", {})
+        with self.lock:
+            self.rv += 1
+            md["resourceVersion"] = str(self.rv)
+            if kind == "Namespace":
+                old = self.namespaces.get(md["name"])
+            elif kind == "Pod":
+                old = self.pods.get((md["namespace"], md["name"]))
+            else:
+                raise ValueError(f"unsupported kind {kind!r}")
+            keep_uid = old["metadata"]["uid"] if old else None
+            md.setdefault("uid", keep_uid or new_uid())
+            md.setdefault("creationTimestamp", old["metadata"]["creationTimestamp"] if old else
+                          datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
+            if kind == "Namespace":
+                self.namespaces[md["name"]] = obj
+            else:
+                self.pods[(md["namespace"], md["name"])] = obj
+            return obj
+
+    def delete(self, kind: str, namespace: str | None, name: str) -> bool:
+        with self.lock:
+            self.rv += 1
+            if kind == "Namespace":
+                return self.namespaces.pop(name, None) is not None
+            return self.pods.pop((namespace or "", name), None) is not None
+
+    def take_fault(self, path: str) -> Fault | None:
+        with self.lock:
+            for f in self.faults:
+                if f.rx.search(path):
+                    if f.times is not None:
+                        f.times -= 1
+                        if f.times <= 0:
+                            self.faults.remove(f)
+                    return f
+        return None
+
+    def record(self, path: str, code: int, user: str | None, kind: str) -> None:
+        with self.lock:
+            self.total += 1
+            self.by_status[str(code)] += 1
+            self.by_kind[kind] += 1
+            self.requests.append({"t": time.time(), "path": path, "code": code, "user": user})
+
+
+_POD = re.compile(r"^/api/v1/namespaces/([^/]+)/pods/([^/]+)$")
+_NS = re.compile(r"^/api/v1/namespaces/([^/]+)$")
+_NS_PODS = re.compile(r"^/api/v1/namespaces/([^/]+)/pods$")
+
+
+class ApiHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _ApiServer
+
+    def log_message(self, format: str, *args: Any) -> None:  # quiet
+        pass
+
+    def do_GET(self) -> None:
+        world = self.server.world
+        url = urlsplit(self.path)
+        path = url.path
+        query = {k: v[-1] for k, v in parse_qs(url.query).items()}
+        fault = world.take_fault(path)
+        if fault is not None and self._fault(fault, path):
+            return
+        user = self._user()
+        if user is None:
+            self._status(401, "Unauthorized", path, None, "auth")
+            return
+        if user in world.forbidden_users:
+            self._forbidden(path, user)
+            return
+        self._route(path, query, user)
+
+    def do_POST(self) -> None:
+        self._status(405, "the server does not allow this method on the requested resource",
+                     self.path, None, "other")
+
+    do_PUT = do_PATCH = do_DELETE = do_POST
+
+    # -- routing --
+    def _route(self, path: str, query: dict[str, str], user: str) -> None:
+        world = self.server.world
+        if path == "/version":
+            self._json(200, {"major": "1", "minor": "29", "gitVersion": "v1.29.0"},
+                       path, user, "version")
+            return
+        m = _POD.match(path)
+        if m:
+            with world.lock:
+                obj = world.pods.get((m[1], m[2]))
+            if obj is None:
+                self._status(404, f'pods "{m[2]}" not found', path, user, "pod",
+                             {"name": m[2], "kind": "pods"})
+            else:
+                self._json(200, obj, path, user, "pod")
+            return
+        m = _NS.match(path)
+        if m:
+            with world.lock:
+                obj = world.namespaces.get(m[1])
+            if obj is None:
+                self._status(404, f'namespaces "{m[1]}" not found', path, user, "namespace",
+                             {"name": m[1], "kind": "namespaces"})
+            else:
+                self._json(200, obj, path, user, "namespace")
+            return
+        if path == "/api/v1/namespaces":
+            with world.lock:
+                items = list(world.namespaces.values())
+            self._list("NamespaceList", items, query, path, user, "namespace_list")
+            return
+        m = _NS_PODS.match(path)
+        if path == "/api/v1/pods" or m:
+            with world.lock:
+                items = [p for (ns, _), p in world.pods.items() if not m or ns == m[1]]
+            sel = query.get("fieldSelector", "")
+            if sel.startswith("spec.nodeName="):
+                node = sel.split("=", 1)[1]
+                items = [p for p in items if p.get("spec", {}).get("nodeName") == node]
+            self._list("PodList", items, query, path, user, "pod_list")
+            return
+        self._status(404, "the server could not find the requested resource", path, user,
+                     "other")
+
+    def _list(self, kind: str, items: list[dict[str, Any]], query: dict[str, str], path: str,
+              user: str, counter: str) -> None:
+        limit = int(query.get("limit", "0") or 0)
+        if limit > 0:
+            items = items[:limit]
+        stripped = [{k: v for k, v in o.items() if k not in ("kind", "apiVersion")}
+                    for o in items]
+        self._json(200, {"kind": kind, "apiVersion": "v1",
+                         "metadata": {"resourceVersion": str(self.server.world.rv)},
+                         "items": stripped}, path, user, counter)
+
+    # -- authentication --
+    def _user(self) -> str | None:
+        auth = self.headers.get("Authorization", "")
+        if auth.startswith("Bearer "):
+            with self.server.world.lock:
+                return self.server.world.tokens.get(auth[7:].strip())
+        conn = self.connection
+        if isinstance(conn, ssl.SSLSocket):
+            cert = conn.getpeercert()
+            if cert:
+                for rdn in cert.get("subject", ()):
+                    for k, v in rdn:
+                        if k == "commonName":
+                            return str(v)
+        return None
+
+    # -- answers --
+    def _send(self, code: int, body: bytes, headers: dict[str, str] | None = None,
+              length: int | None = None) -> None:
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body) if length is None else length))
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(body)
+        self.wfile.flush()
+
+    def _json(self, code: int, obj: Any, path: str, user: str | None, kind: str,
+              headers: dict[str, str] | None = None) -> None:
+        self.server.world.record(path, code, user, kind)
+        self._send(code, json.dumps(obj).encode(), headers)
+
+    def _status(self, code: int, message: str, path: str, user: str | None, kind: str,
+                details: dict[str, Any] | None = None,
+                headers: dict[str, str] | None = None) -> None:
+        reason = REASONS.get(code, "Unknown")
+        self._json(code, status(code, reason, message, details), path, user, kind, headers)
+
+    def _forbidden(self, path: str, user: str | None) -> None:
+        m = _POD.match(path)
+        res, name, ns = ("pods", m[2], m[1]) if m else ("namespaces", path.rsplit("/", 1)[-1], "")
+        where = f' in the namespace "{ns}"' if ns else " at the cluster scope"
+        self._status(403, f'{res} "{name}" is forbidden: User "{user or "system:anonymous"}" '
+                     f'cannot get resource "{res}" in API group ""{where}', path, user, "auth",
+                     {"name": name, "kind": res})
+
+    def _fault(self, f: Fault, path: str) -> bool:
+        """Play a fault; True when the request has been dealt with."""
+        world = self.server.world
+        if f.action == "delay":
+            time.sleep(f.seconds)
+            return False
+        if f.action == "status":
+            headers = {"Retry-After": str(f.retry_after)} if f.retry_after is not None else None
+            if f.status == 403:
+                self._forbidden(path, None)
+                return True
+            msgs = {429: "Too many requests, please try again later.",
+                    500: "Internal error occurred: etcdserver: request timed out",
+                    503: "service unavailable"}
+            details = {"retryAfterSeconds": f.retry_after} if f.retry_after else None
+            self._status(f.status, msgs.get(f.status, "injected fault"), path, None, "fault",
+                         details, headers)
+            return True
+        world.record(path, 0, None, f"fault_{f.action}")
+        if f.action == "hang":
+            world.released.wait(f.seconds or 600)
+            self.close_connection = True
+            return True
+        if f.action == "reset":
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                       struct.pack("ii", 1, 0))
+            self.close_connection = True
+            return True
+        if f.action == "garbage":
+            self._send(200, b"<html>not json \x00\xff</html>")
+            return True
+        if f.action == "truncate":
+            self._send(200, b'{"kind": "Pod", "metadata": {"na', length=4096)
+            self.close_connection = True
+            return True
+        if f.action == "wrong_kind":
+            self._send(200, json.dumps({"kind": "ConfigMap", "apiVersion": "v1",
+                                        "metadata": {"name": "x"}}).encode())
+            return True
+        if f.action == "huge":
+            self._send(200, b'{"kind": "Pod", "junk": "' + b"x" * f.size + b'"}')
+            return True
+        return False  # pragma: no cover
+
+
+class _ApiServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, addr: tuple[str, int], world: World, ctx: ssl.SSLContext) -> None:
+        self.world = world
+        self.ctx = ctx
+        super().__init__(addr, ApiHandler)
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        # The TLS handshake runs here, in the request's own thread, so one slow
+        # or broken client cannot hold up the accept loop.
+        try:
+            request.settimeout(30)
+            tls = self.ctx.wrap_socket(request, server_side=True)
+            tls.settimeout(None)
+        except (OSError, ssl.SSLError):
+            return
+        try:
+            super().finish_request(tls, client_address)
+        finally:
+            try:
+                tls.close()
+            except OSError:
+                pass
+
+
+class ControlHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _ControlServer
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def _body(self) -> Any:
+        n = int(self.headers.get("Content-Length", "0") or 0)
+        return json.loads(self.rfile.read(n) or b"null")
+
+    def _reply(self, code: int, obj: Any) -> None:
+        data = json.dumps(obj).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self) -> None:
+        emu = self.server.emulator
+        w = emu.world
+        if self.path == "/requests":
+            with w.lock:
+                self._reply(200, {"total": w.total, "by_status": dict(w.by_status),
+                                  "by_kind": dict(w.by_kind), "log": list(w.requests)})
+        elif self.path == "/objects":
+            with w.lock:
+                self._reply(200, {"namespaces": list(w.namespaces.values()),
+                                  "pods": list(w.pods.values())})
+        else:
+            self._reply(404, {"error": "unknown"})
+
+    def do_POST(self) -> None:
+        emu = self.server.emulator
+        try:
+            body = self._body()
+            if self.path == "/objects":
+                items = body.get("items", [body]) if isinstance(body, dict) else body
+                self._reply(200, {"items": [emu.world.apply(o) for o in items]})
+            elif self.path == "/faults":
+                emu.add_fault(Fault(**body))
+                self._reply(200, {"ok": True})
+            elif self.path == "/tokens":
+                emu.add_token(body["token"], body.get("user", "system:serviceaccount:k:kubemeta"))
+                self._reply(200, {"ok": True})
+            elif self.path == "/forbidden":
+                with emu.world.lock:
+                    emu.world.forbidden_users = set(body.get("users", []))
+                self._reply(200, {"ok": True})
+            elif self.path == "/listener":
+                if body.get("up", True):
+                    emu.listen()
+                else:
+                    emu.stop_listening()
+                self._reply(200, {"ok": True})
+            elif self.path == "/reset-counters":
+                emu.reset_counters()
+                self._reply(200, {"ok": True})
+            else:
+                self._reply(404, {"error": "unknown"})
+        except (ValueError, KeyError, TypeError) as e:
+            self._reply(400, {"error": str(e)})
+
+    def do_DELETE(self) -> None:
+        emu = self.server.emulator
+        parts = self.path.strip("/").split("/")
+        if parts == ["faults"]:
+            emu.clear_faults()
+            self._reply(200, {"ok": True})
+        elif parts[:2] == ["objects", "namespaces"] and len(parts) == 3:
+            self._reply(200, {"deleted": emu.world.delete("Namespace", None, parts[2])})
+        elif parts[:2] == ["objects", "namespaces"] and len(parts) == 5 and parts[3] == "pods":
+            self._reply(200, {"deleted": emu.world.delete("Pod", parts[2], parts[4])})
+        elif parts[:1] == ["tokens"] and len(parts) == 2:
+            with emu.world.lock:
+                emu.world.tokens.pop(parts[1], None)
+            self._reply(200, {"ok": True})
+        else:
+            self._reply(404, {"error": "unknown"})
+
+
+class _ControlServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, addr: tuple[str, int], emulator: ApiEmulator) -> None:
+        self.emulator = emulator
+        super().__init__(addr, ControlHandler)
+
+
+class ApiEmulator:
+    """The API on ``url`` (HTTPS) and its control port on ``control_url`` (HTTP)."""
+
+    def __init__(self, pki: Pki, host: str = "127.0.0.1", port: int = 0,
+                 control_port: int = 0) -> None:
+        self.pki = pki
+        self.world = World()
+        self.host = host
+        self.port = port
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(pki.server_cert, pki.server_key)
+        ctx.load_verify_locations(pki.ca_file)
+        ctx.verify_mode = ssl.CERT_OPTIONAL
+        self._ctx = ctx
+        self._api: _ApiServer | None = None
+        self._control = _ControlServer((host, control_port), self)
+        self.control_url = f"http://{host}:{self._control.server_address[1]}"
+        self._lock = threading.Lock()
+
+    @property
+    def url(self) -> str:
+        return f"https://{self.host}:{self.port}"
+
+    def start(self) -> ApiEmulator:
+        threading.Thread(target=self._control.serve_forever, daemon=True,
+                         name="emulator-control").start()
+        self.listen()
+        return self
+
+    def listen(self) -> None:
+        with self._lock:
+            if self._api is not None:
+                return
+            self.world.released.clear()
+            srv = _ApiServer((self.host, self.port), self.world, self._ctx)
+            self.port = srv.server_address[1]
+            self._api = srv
+            threading.Thread(target=srv.serve_forever, daemon=True, name="emulator-api").start()
+
+    def stop_listening(self) -> None:
+        """Close the listening socket: new connections are refused, hung ones freed."""
+        with self._lock:
+            srv, self._api = self._api, None
+        if srv is not None:
+            srv.shutdown()
+            srv.server_close()
+        self.world.released.set()
+
+    def add_token(self, token: str, user: str) -> None:
+        with self.world.lock:
+            self.world.tokens[token] = user
+
+    def add_fault(self, fault: Fault) -> None:
+        with self.world.lock:
+            self.world.faults.append(fault)
+
+    def clear_faults(self) -> None:
+        with self.world.lock:
+            self.world.faults.clear()
+        self.world.released.set()
+        self.world.released = threading.Event()
+
+    def reset_counters(self) -> None:
+        w = self.world
+        with w.lock:
+            w.total = 0
+            w.by_status.clear()
+            w.by_kind.clear()
+            w.requests.clear()
+
+    def close(self) -> None:
+        self.stop_listening()
+        self._control.shutdown()
+        self._control.server_close()
