@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from kubemeta.emulator import ApiEmulator
+from kubemeta.emulator.pki import Pki, make_pki
+
+TOKEN = "test-token-0123456789"
+
+
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    if shutil.which("openssl") is None:
+        pytest.fail("the openssl command is required (Debian package openssl)")
+    return make_pki(str(tmp_path_factory.mktemp("pki")))
+
+
+@pytest.fixture
+def emulator(pki: Pki) -> Iterator[ApiEmulator]:
+    emu = ApiEmulator(pki).start()
+    emu.add_token(TOKEN, "system:serviceaccount:kube-system:kubemeta")
+    yield emu
+    emu.close()
+
+
+@pytest.fixture
+def token_file(tmp_path: Path) -> Path:
+    p = tmp_path / "token"
+    p.write_text(TOKEN + "\n")
+    return p
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "e2e" in item.nodeid:
+            item.add_marker(pytest.mark.e2e)

@@ -1,0 +1,166 @@
+"""Real parts for end-to-end tests: an rsyslogd built from the shipped snippet,
+container log files as the kubelet lays them out, and kubemeta's config."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from kubemeta import config
+from kubemeta.emulator.objects import container_id
+
+REPO = Path(__file__).resolve().parent.parent
+SNIPPET = REPO / "rsyslog.d" / "50-kubemeta.conf"
+KUBEMETA_BIN = Path(sys.executable).parent / "kubemeta"
+RSYSLOGD = shutil.which("rsyslogd") or "/usr/sbin/rsyslogd"
+
+
+def kubemeta_config(tmp: Path, emulator: Any, token_file: Path | None, **extra: Any) -> Path:
+    """kubemeta's YAML, with the node's log paths moved under ``tmp``."""
+    logs = tmp / "containers"
+    pods = tmp / "pods"
+    data: dict[str, Any] = {
+        "kubernetes_url": emulator.url,
+        "ca_file": emulator.pki.ca_file,
+        "state_dir": str(tmp / "state"),
+        "log_file": str(tmp / "kubemeta.log"),
+        "log_level": "debug",
+        "filename_patterns": [
+            p.replace("/var/log/containers/", f"{logs}/").replace("/var/log/pods/", f"{pods}/")
+            for p in config.DEFAULT_FILENAME_PATTERNS],
+    }
+    if token_file is not None:
+        data["token_file"] = str(token_file)
+    data.update(extra)
+    (tmp / "state").mkdir(exist_ok=True)
+    path = tmp / "kubemeta.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def shipped_snippet(tmp: Path, kubemeta_yaml: Path, binary: Path = KUBEMETA_BIN) -> str:
+    """The shipped rsyslog.d file with only its paths substituted."""
+    text = SNIPPET.read_text()
+    text = text.replace("/var/log/containers/", f"{tmp / 'containers'}/")
+    text = text.replace("/usr/bin/kubemeta", str(binary))
+    return text.replace("/etc/kubemeta/kubemeta.yaml", str(kubemeta_yaml))
+
+
+OUTPUT_RULESET = """
+template(name="kubemeta_test_json" type="string" string="%$!%\\n")
+ruleset(name="kubemeta_output") {{
+    action(type="omfile" file="{out}" template="kubemeta_test_json" flushOnTXEnd="on"
+           asyncWriting="off")
+}}
+"""
+
+
+class Rsyslog:
+    """An rsyslogd in the foreground with a config of our making."""
+
+    def __init__(self, tmp: Path, body: str, name: str = "rsyslog") -> None:
+        self.tmp = tmp
+        self.work = tmp / f"{name}-work"
+        self.work.mkdir(exist_ok=True)
+        self.out = tmp / f"{name}-out.json"
+        self.conf = tmp / f"{name}.conf"
+        self.pidfile = tmp / f"{name}.pid"
+        self.stderr = tmp / f"{name}.stderr"
+        header = f'global(workDirectory="{self.work}")\n'
+        self.conf.write_text(header + body + OUTPUT_RULESET.format(out=self.out))
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def validate(self) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([RSYSLOGD, "-N1", "-f", str(self.conf)], capture_output=True,
+                              text=True, timeout=60)
+
+    def start(self) -> Rsyslog:
+        with open(self.stderr, "wb") as err:
+            self.proc = subprocess.Popen(
+                [RSYSLOGD, "-n", "-f", str(self.conf), "-i", str(self.pidfile)],
+                stdin=subprocess.DEVNULL, stdout=err, stderr=err, env={})
+        return self
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def records(self) -> list[dict[str, Any]]:
+        if not self.out.exists():
+            return []
+        out = []
+        for line in self.out.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                out.append(json.loads(line))
+        return out
+
+    def wait_records(self, n: int, timeout: float = 60.0,
+                     until: Callable[[list[dict[str, Any]]], bool] | None = None
+                     ) -> list[dict[str, Any]]:
+        deadline = time.monotonic() + timeout
+        recs: list[dict[str, Any]] = []
+        while time.monotonic() < deadline:
+            recs = self.records()
+            if len(recs) >= n and (until is None or until(recs)):
+                return recs
+            if self.proc is not None and self.proc.poll() is not None:
+                raise AssertionError(f"rsyslogd exited: {self.stderr.read_text()[-2000:]}")
+            time.sleep(0.1)
+        raise AssertionError(f"expected {n} records within {timeout}s, got {len(recs)}; "
+                             f"rsyslogd said: {self.stderr.read_text()[-2000:]}")
+
+    def __enter__(self) -> Rsyslog:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def docker_line(text: str, stream: str = "stdout", t: str = "2026-11-21T10:00:00.000000001Z"
+                ) -> str:
+    return json.dumps({"log": text + "\n", "stream": stream, "time": t}) + "\n"
+
+
+def container_log(tmp: Path, namespace: str, pod: str, container: str) -> Path:
+    d = tmp / "containers"
+    d.mkdir(exist_ok=True)
+    return d / f"{pod}_{namespace}_{container}-{container_id(namespace, pod, container)}.log"
+
+
+def write_lines(path: Path, lines: Iterable[str]) -> None:
+    with open(path, "a", encoding="utf-8") as f:
+        for line in lines:
+            f.write(line)
+
+
+def helper_pids(binary: Path = KUBEMETA_BIN) -> list[int]:
+    """kubemeta helper processes running from ``binary``."""
+    pids = []
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            cmd = (d / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"mmexternal" in cmd and any(str(binary).encode() in c for c in cmd):
+            pids.append(int(d.name))
+    return pids
