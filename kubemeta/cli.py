@@ -11,7 +11,7 @@ import argparse
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from kubemeta import __version__, config, logsink
@@ -73,7 +73,7 @@ def _mmexternal(args: argparse.Namespace) -> int:
         cfg = config.load(args.config, _overrides(args))
     except ConfigError as e:
         problem = e
-        cfg = _salvage_log_settings(args.config)
+        cfg = _salvage_log_settings(args)
     logsink.setup(cfg.log_file, cfg.log_level, helper=True)
     store = None
     if problem is not None:
@@ -96,13 +96,18 @@ def _mmexternal(args: argparse.Namespace) -> int:
     os._exit(0)
 
 
-def _salvage_log_settings(path: str | None) -> Config:
-    """Best effort: honour log_file/log_level from a config that failed to load."""
+def _salvage_log_settings(args: argparse.Namespace) -> Config:
+    """Best effort: honour log_file/log_level from flags or a config that failed to load."""
+    keep: dict[str, Any] = {}
     try:
-        raw = config.read_yaml(path) if path else {}
+        raw = config.read_yaml(args.config) if args.config else {}
     except ConfigError:
-        return Config()
-    keep = {k: raw[k] for k in ("log_file", "log_level") if isinstance(raw.get(k), str)}
+        raw = {}
+    for key in ("log_file", "log_level"):
+        flag = getattr(args, f"set_{key}", None)
+        value = flag if flag is not None else raw.get(key)
+        if isinstance(value, str):
+            keep[key] = value
     try:
         return config.from_mapping(keep)
     except ConfigError:
@@ -167,10 +172,11 @@ def _check(args: argparse.Namespace) -> int:
         print(f"FAIL API client: {e}")
         return 2
     failed = False
-    for what, call in (
+    checks: list[tuple[str, Callable[[], object]]] = [
         ("get namespace default", lambda: api.get_namespace("default")),
         ("get pods in namespace default", lambda: api.get_pod("default", "kubemeta-check")),
-    ):
+    ]
+    for what, call in checks:
         try:
             call()
             print(f"ok   {what} at {api.url}")

@@ -20,7 +20,8 @@ DEFAULT_KUBERNETES_URL = "https://kubernetes.default.svc.cluster.local:443"
 SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 
 # Equivalent to mmkubernetes's default liblognorm rule
-#   /var/log/containers/%pod_name:char-to:_%_%namespace_name:char-to:_%_%container_name_and_id:char-to:.%.log
+#   /var/log/containers/%pod_name:char-to:_%_%namespace_name:char-to:_%_
+#   %container_name_and_id:char-to:.%.log            (one line in the original)
 # with container_name_and_id split at its last dash.
 DEFAULT_FILENAME_PATTERNS: tuple[str, ...] = (
     r"^/var/log/containers/(?P<pod_name>[^_]+)_(?P<namespace_name>[^_]+)_"
@@ -136,22 +137,20 @@ def _check_type(name: str, value: Any) -> Any:
         return None
     expected = _TYPES[name]
     # bool is an int subclass; "pod_cache_size: true" is a mistake, not 1.
-    if isinstance(value, bool) and bool not in expected:
-        ok = False
-    else:
-        ok = isinstance(value, expected)
-    if not ok:
+    wrong = (isinstance(value, bool) and bool not in expected) or not isinstance(value, expected)
+    if wrong:
         raise ConfigError(
             f"{name}: expected {_TYPE_WORDS[expected]}, got {type(value).__name__} {value!r}"
         )
+    v: Any = value
     if expected == (list, tuple):
-        for i, item in enumerate(value):
+        for i, item in enumerate(v):
             if not isinstance(item, str):
                 raise ConfigError(f"{name}[{i}]: expected a string, got {item!r}")
-        return tuple(value)
+        return tuple(v)
     if expected == (int, float):
-        return float(value)
-    return value
+        return float(v)
+    return v
 
 
 def _validate(cfg: Config) -> None:
@@ -174,7 +173,7 @@ def _validate(cfg: Config) -> None:
         )
     for name in ("filename_path", "container_name_path", "container_id_path"):
         path = getattr(cfg, name)
-        if not path.startswith("$!") or "!!" in path or path.endswith("!") and path != "$!":
+        if not path.startswith("$!") or "!!" in path or (path.endswith("!") and path != "$!"):
             raise ConfigError(f"{name}: expected a message variable like $!metadata!filename, "
                               f"got {path!r}")
     for name in ("filename_patterns", "container_name_patterns"):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -262,6 +263,18 @@ class MetadataStore:
                         extra={"event": "api_recovered", "api_status": 200})
 
     # -- introspection --
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait (real time) until no lookup is queued or running; False on timeout."""
+        end = time.monotonic() + timeout
+        while True:
+            with self._lock:
+                pending = list(self._inflight.values())
+            if not pending:
+                return True
+            left = end - time.monotonic()
+            if left <= 0 or not pending[0].wait(left):
+                return False
+
     def sizes(self) -> tuple[int, int]:
         with self._lock:
             return len(self._pods), len(self._nss)

@@ -164,3 +164,72 @@ def helper_pids(binary: Path = KUBEMETA_BIN) -> list[int]:
         if b"mmexternal" in cmd and any(str(binary).encode() in c for c in cmd):
             pids.append(int(d.name))
     return pids
+
+
+class Helper:
+    """kubemeta mmexternal wired as rsyslog wires it: empty environment, stderr on
+    the same pipe as stdout. Any stray byte on fd 2 shows up as a bad reply."""
+
+    def __init__(self, *args: str, binary: Path = KUBEMETA_BIN) -> None:
+        self.proc = subprocess.Popen([str(binary), "mmexternal", *args], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={})
+        self._buf = b""
+
+    def ask(self, line: bytes, timeout: float = 30.0) -> bytes:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(line + b"\n")
+        self.proc.stdin.flush()
+        return self.read_line(timeout)
+
+    def read_line(self, timeout: float = 30.0) -> bytes:
+        import select
+
+        assert self.proc.stdout is not None
+        fd = self.proc.stdout.fileno()
+        end = time.monotonic() + timeout
+        while b"\n" not in self._buf:
+            left = end - time.monotonic()
+            if left <= 0:
+                raise AssertionError("no reply within timeout")
+            r, _, _ = select.select([fd], [], [], left)
+            if r:
+                chunk = os.read(fd, 1 << 20)
+                if not chunk:
+                    raise AssertionError(f"helper exited; unread: {self._buf!r}")
+                self._buf += chunk
+        line, self._buf = self._buf.split(b"\n", 1)
+        return line
+
+    def extra_output(self, wait: float = 0.2) -> bytes:
+        """Anything the helper wrote beyond the replies asked for."""
+        import select
+
+        assert self.proc.stdout is not None
+        fd = self.proc.stdout.fileno()
+        r, _, _ = select.select([fd], [], [], wait)
+        return self._buf + (os.read(fd, 1 << 16) if r else b"")
+
+    def close(self, timeout: float = 10.0) -> int:
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+        return self.proc.wait(timeout)
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def fulljson(filename: str | None, **fields: Any) -> bytes:
+    """A line shaped as rsyslog 8.2302's fulljson: spaced, "/" escaped, all strings."""
+    tree: dict[str, Any] = dict(fields)
+    if filename is not None:
+        tree["metadata"] = {"filename": filename, "fileoffset": "0"}
+    obj = {"msg": "", "rawmsg": "raw", "timereported": "2026-11-21T10:00:00.000000+00:00",
+           "hostname": "node-1", "syslogtag": "kubernetes", "inputname": "imfile",
+           "fromhost": "", "fromhost-ip": "", "pri": "133", "syslogfacility": "16",
+           "syslogseverity": "5", "timegenerated": "2026-11-21T10:00:00.000000+00:00",
+           "programname": "kubernetes", "protocol-version": "0", "structured-data": "-",
+           "app-name": "kubernetes", "procid": "-", "msgid": "-", "uuid": None,
+           "$!": tree or None}
+    return json.dumps(obj, separators=(", ", ": ")).replace("/", "\\/").encode()

@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 
+from kubemeta.emulator import ApiEmulator, make_namespace, make_pod
+
 from harness import (
     Rsyslog,
     container_log,
@@ -17,7 +19,6 @@ from harness import (
     shipped_snippet,
     write_lines,
 )
-from kubemeta.emulator import ApiEmulator, make_namespace, make_pod
 
 MMK_MODULE = Path("/usr/lib/x86_64-linux-gnu/rsyslog/mmkubernetes.so")
 

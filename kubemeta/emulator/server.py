@@ -7,6 +7,7 @@ manage tokens, and read request counters.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import re
@@ -213,9 +214,9 @@ class ApiHandler(BaseHTTPRequestHandler):
             cert = conn.getpeercert()
             if cert:
                 for rdn in cert.get("subject", ()):
-                    for k, v in rdn:
-                        if k == "commonName":
-                            return str(v)
+                    for pair in rdn:
+                        if pair[0] == "commonName":
+                            return str(pair[1])
         return None
 
     # -- answers --
@@ -315,10 +316,8 @@ class _ApiServer(ThreadingHTTPServer):
         try:
             super().finish_request(tls, client_address)
         finally:
-            try:
+            with contextlib.suppress(OSError):
                 tls.close()
-            except OSError:
-                pass
 
 
 class ControlHandler(BaseHTTPRequestHandler):

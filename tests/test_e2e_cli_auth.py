@@ -1,0 +1,137 @@
+"""`kubemeta enrich` and `kubemeta check` as real processes, each way of authenticating."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from kubemeta.emulator import ApiEmulator, make_namespace, make_pod
+from kubemeta.emulator.objects import container_id
+
+from conftest import TOKEN
+from harness import KUBEMETA_BIN, fulljson, kubemeta_config
+
+
+@pytest.fixture
+def world(emulator: ApiEmulator) -> ApiEmulator:
+    emulator.world.apply(make_namespace("shop", {"team": "checkout"}))
+    for name in ("web-1", "web-2", "web-3"):
+        emulator.world.apply(make_pod("shop", name, {"app": name}))
+    return emulator
+
+
+def line_for(pod: str) -> bytes:
+    return fulljson(f"/var/log/containers/{pod}_shop_app-{container_id('shop', pod, 'app')}.log")
+
+
+def enrich(cfg: Path, *pods: str, extra: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    data = b"".join(line_for(p) + b"\n" for p in pods)
+    out = subprocess.run([str(KUBEMETA_BIN), "enrich", "--config", str(cfg), *extra],
+                         input=data, capture_output=True, timeout=60, check=True)
+    return [json.loads(x) for x in out.stdout.splitlines()]
+
+
+def plain_config(tmp: Path, emu: ApiEmulator, **kw: Any) -> Path:
+    cfg = kubemeta_config(tmp, emu, None)
+    data = yaml.safe_load(cfg.read_text())
+    data.update(kw)
+    data["filename_patterns"] = None  # the real /var/log/containers default
+    data = {k: v for k, v in data.items() if v is not None}
+    cfg.write_text(yaml.safe_dump(data))
+    return cfg
+
+
+def labels(rec: dict[str, Any]) -> Any:
+    return rec["$!"]["kubernetes"].get("labels")
+
+
+def test_token_file(tmp_path: Path, world: ApiEmulator, token_file: Path) -> None:
+    cfg = plain_config(tmp_path, world, token_file=str(token_file))
+    assert [labels(r) for r in enrich(cfg, "web-1")] == [{"app": "web-1"}]
+
+
+def test_literal_token(tmp_path: Path, world: ApiEmulator) -> None:
+    cfg = plain_config(tmp_path, world, token=TOKEN)
+    assert [labels(r) for r in enrich(cfg, "web-1")] == [{"app": "web-1"}]
+
+
+def test_client_certificate(tmp_path: Path, world: ApiEmulator) -> None:
+    cfg = plain_config(tmp_path, world, client_cert_file=world.pki.client_cert,
+                       client_key_file=world.pki.client_key)
+    assert [labels(r) for r in enrich(cfg, "web-1")] == [{"app": "web-1"}]
+
+
+def test_kubeconfig(tmp_path: Path, world: ApiEmulator) -> None:
+    kc = tmp_path / "kubeconfig"
+    kc.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "emu",
+        "clusters": [{"name": "emu", "cluster": {"server": world.url,
+                                                 "certificate-authority": world.pki.ca_file}}],
+        "users": [{"name": "kubemeta", "user": {"token": TOKEN}}],
+        "contexts": [{"name": "emu", "context": {"cluster": "emu", "user": "kubemeta"}}]}))
+    cfg = plain_config(tmp_path, world, kubeconfig=str(kc))
+    data = yaml.safe_load(cfg.read_text())
+    del data["ca_file"]
+    cfg.write_text(yaml.safe_dump(data))
+    assert [labels(r) for r in enrich(cfg, "web-1")] == [{"app": "web-1"}]
+
+
+def test_tls_is_verified_unless_told_otherwise(tmp_path: Path, world: ApiEmulator,
+                                               token_file: Path) -> None:
+    cfg = plain_config(tmp_path, world, token_file=str(token_file))
+    data = yaml.safe_load(cfg.read_text())
+    del data["ca_file"]  # the system CAs do not know the emulator's CA
+    cfg.write_text(yaml.safe_dump(data))
+    assert [labels(r) for r in enrich(cfg, "web-1")] == [None]
+    assert [labels(r) for r in enrich(cfg, "web-1", extra=("--insecure-skip-tls-verify",
+                                                            "true"))] == [{"app": "web-1"}]
+
+
+def test_rotated_token_file_is_picked_up(tmp_path: Path, world: ApiEmulator,
+                                         token_file: Path) -> None:
+    cfg = plain_config(tmp_path, world, token_file=str(token_file))
+    world.add_token("rotated-token", "system:serviceaccount:kube-system:kubemeta")
+    token_file.write_text("rotated-token\n")
+    with world.world.lock:
+        del world.world.tokens[TOKEN]
+    assert [labels(r) for r in enrich(cfg, "web-2")] == [{"app": "web-2"}]
+
+
+def test_check_passes_against_a_healthy_api(tmp_path: Path, world: ApiEmulator,
+                                            token_file: Path) -> None:
+    cfg = plain_config(tmp_path, world, token_file=str(token_file))
+    out = subprocess.run([str(KUBEMETA_BIN), "check", "--config", str(cfg)],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stdout
+    assert "ok   get namespace default" in out.stdout
+
+
+def test_check_names_the_failure(tmp_path: Path, world: ApiEmulator, token_file: Path) -> None:
+    cfg = plain_config(tmp_path, world, token_file=str(token_file))
+    with world.world.lock:
+        world.world.forbidden_users = {"system:serviceaccount:kube-system:kubemeta"}
+    out = subprocess.run([str(KUBEMETA_BIN), "check", "--config", str(cfg)],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 1
+    assert "FAIL get namespace default" in out.stdout and "403 Forbidden" in out.stdout
+    assert 'cannot get resource "namespaces"' in out.stdout
+
+
+def test_check_rejects_a_broken_config(tmp_path: Path) -> None:
+    cfg = tmp_path / "k.yaml"
+    cfg.write_text("de_dot: maybe\n")
+    out = subprocess.run([str(KUBEMETA_BIN), "check", "--config", str(cfg)],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2
+    assert "FAIL config: de_dot: expected true or false" in out.stdout
+
+
+def test_version() -> None:
+    out = subprocess.run([str(KUBEMETA_BIN), "--version"], capture_output=True, text=True,
+                         timeout=60, check=True)
+    assert out.stdout.startswith("kubemeta ")

@@ -1,0 +1,177 @@
+"""The helper as a real process on real pipes, wired as rsyslog wires it."""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from kubemeta.emulator import ApiEmulator, make_namespace, make_pod
+from kubemeta.emulator.objects import container_id
+
+from harness import KUBEMETA_BIN, Helper, fulljson, kubemeta_config
+
+
+@pytest.fixture
+def world(emulator: ApiEmulator) -> ApiEmulator:
+    emulator.world.apply(make_namespace("shop", {"team": "checkout"}))
+    emulator.world.apply(make_pod("shop", "web-1", {"app.kubernetes.io/name": "web"}))
+    return emulator
+
+
+def log_path(tmp: Path, ns: str = "shop", pod: str = "web-1", cont: str = "app") -> str:
+    return f"{tmp / 'containers'}/{pod}_{ns}_{cont}-{container_id(ns, pod, cont)}.log"
+
+
+@pytest.fixture
+def helper(tmp_path: Path, world: ApiEmulator, token_file: Path) -> Iterator[Helper]:
+    cfg = kubemeta_config(tmp_path, world, token_file, lookup_deadline=10,
+                          max_line_bytes=1024 * 1024)
+    h = Helper("--config", str(cfg))
+    yield h
+    h.kill()
+
+
+def reply(h: Helper, line: bytes) -> dict[str, object]:
+    out = h.ask(line)
+    obj = json.loads(out)
+    assert isinstance(obj, dict), out
+    return obj
+
+
+def test_enriches_a_known_pod(tmp_path: Path, helper: Helper) -> None:
+    out = reply(helper, fulljson(log_path(tmp_path), log="hello\n"))
+    k = out["$!"]["kubernetes"]  # type: ignore[index]
+    assert k["labels"] == {"app_kubernetes_io/name": "web"}
+    assert k["namespace_labels"]["team"] == "checkout"
+    assert out["$!"]["docker"]["container_id"] == container_id("shop", "web-1", "app")  # type: ignore[index]
+    assert helper.close() == 0
+    assert helper.extra_output() == b""
+
+
+HOSTILE = [
+    b"",
+    b"not json at all",
+    b"\xff\xfe\xfd invalid utf-8 \x80\x81",
+    b'{"msg": "nul \x00 inside"}',
+    b"\x00\x00\x00",
+    b"[1, 2, 3]",
+    b"null",
+    b'"just a string"',
+    b'{"$!": "not an object"}',
+    b'{"$!": {"metadata": {"filename": 12345}}}',
+    b'{"$!": {"metadata": {"filename": ["a", "b"]}}}',
+    b'{"$!": {"metadata": {"filename": "\\/var\\/log\\/syslog"}}}',
+    b'{"$!": {"metadata": {"filename": "\\ud800"}}}',
+    b"[" * 200000 + b"]" * 200000,
+    b'{"truncated": "yes',
+    b'{"$!": {"metadata": {"filename": "' + b"A" * (2 * 1024 * 1024) + b'"}}}',
+]
+
+
+def test_hostile_input_gets_one_wellformed_reply_each(tmp_path: Path, helper: Helper) -> None:
+    for line in HOSTILE:
+        assert reply(helper, line) == {}, line[:60]
+    # Still in step and still enriching.
+    out = reply(helper, fulljson(log_path(tmp_path)))
+    assert out["$!"]["kubernetes"]["labels"]  # type: ignore[index]
+    assert helper.proc.poll() is None
+    assert helper.close() == 0
+    assert helper.extra_output() == b""
+    log = (tmp_path / "kubemeta.log").read_text()
+    assert "unreadable record from rsyslog" in log
+    assert "longer than max_line_bytes" in log
+
+
+def test_embedded_newlines_and_many_lines_in_one_write(tmp_path: Path, helper: Helper) -> None:
+    assert helper.proc.stdin is not None
+    lines = [fulljson(log_path(tmp_path), log=f"multi\nline\r\n{i}\n") for i in range(200)]
+    helper.proc.stdin.write(b"\n".join(lines) + b"\n")
+    helper.proc.stdin.flush()
+    replies = [json.loads(helper.read_line()) for _ in lines]
+    assert all(r["$!"]["kubernetes"]["pod_name"] == "web-1" for r in replies)
+    assert helper.close() == 0
+    assert helper.extra_output() == b""
+
+
+def test_unknown_file_and_unknown_pod(tmp_path: Path, helper: Helper) -> None:
+    assert reply(helper, fulljson("/var/log/syslog")) == {}
+    assert reply(helper, fulljson(None)) == {}
+    out = reply(helper, fulljson(log_path(tmp_path, pod="ghost")))
+    assert out["$!"]["kubernetes"] == {  # type: ignore[index]
+        "namespace_id": out["$!"]["kubernetes"]["namespace_id"],  # type: ignore[index]
+        "namespace_labels": {"kubernetes_io/metadata_name": "shop", "team": "checkout"},
+        "creation_timestamp": out["$!"]["kubernetes"]["creation_timestamp"],  # type: ignore[index]
+        "pod_name": "ghost", "namespace_name": "shop", "container_name": "app",
+        "master_url": helper_url(tmp_path)}
+
+
+def helper_url(tmp: Path) -> str:
+    import yaml
+
+    return str(yaml.safe_load((tmp / "kubemeta.yaml").read_text())["kubernetes_url"])
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_signal_ends_cleanly(tmp_path: Path, helper: Helper, sig: signal.Signals) -> None:
+    reply(helper, fulljson(log_path(tmp_path)))
+    helper.proc.send_signal(sig)
+    assert helper.proc.wait(10) == 0
+    assert helper.extra_output() == b""
+    assert "stopping (signal)" in (tmp_path / "kubemeta.log").read_text()
+
+
+def test_api_down_still_answers_with_file_name_fields(tmp_path: Path, token_file: Path,
+                                                      emulator: ApiEmulator) -> None:
+    emulator.stop_listening()
+    cfg = kubemeta_config(tmp_path, emulator, token_file)  # default deadline
+    h = Helper("--config", str(cfg))
+    try:
+        start = time.monotonic()
+        for _ in range(20):
+            out = reply(h, fulljson(log_path(tmp_path)))
+            assert out["$!"]["kubernetes"]["pod_name"] == "web-1"  # type: ignore[index]
+            assert "labels" not in out["$!"]["kubernetes"]  # type: ignore[index]
+        # 20 lines cannot each have waited the deadline: the API is known down.
+        assert time.monotonic() - start < 20 * 0.25
+        assert h.close() == 0
+    finally:
+        h.kill()
+    log = (tmp_path / "kubemeta.log").read_text()
+    assert log.count("Kubernetes API unavailable: connection refused") == 1
+
+
+def test_broken_config_keeps_logs_flowing(tmp_path: Path) -> None:
+    cfg = tmp_path / "broken.yaml"
+    cfg.write_text(f"log_file: {tmp_path / 'k.log'}\nkubernetes_ur: https://typo\n")
+    h = Helper("--config", str(cfg))
+    try:
+        path = f"/var/log/containers/web-1_shop_app-{'a' * 64}.log"
+        out = reply(h, fulljson(path))
+        assert out["$!"]["kubernetes"]["pod_name"] == "web-1"  # type: ignore[index]
+        assert out["$!"]["docker"] == {"container_id": "a" * 64}  # type: ignore[index]
+        assert h.close() == 0
+        assert h.extra_output() == b""
+    finally:
+        h.kill()
+    log = (tmp_path / "k.log").read_text()
+    assert "CRITICAL configuration error: kubernetes_ur: unknown key" in log
+
+
+def test_missing_config_file_keeps_logs_flowing(tmp_path: Path) -> None:
+    h = Helper("--config", str(tmp_path / "absent.yaml"), "--log-file", str(tmp_path / "x.log"))
+    try:
+        assert reply(h, b"{}") == {}
+        assert h.close() == 0
+        assert h.extra_output() == b""
+    finally:
+        h.kill()
+    assert "cannot read config file" in (tmp_path / "x.log").read_text()
+
+
+def test_console_script_is_absolute_and_needs_no_environment() -> None:
+    assert KUBEMETA_BIN.is_absolute() and KUBEMETA_BIN.exists()
