@@ -1,0 +1,25 @@
+"""The README documents every configuration key, and CI runs the README's command."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from kubemeta import config
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_every_config_key_is_in_the_reference() -> None:
+    text = (REPO / "README.md").read_text()
+    reference = text.split("## Configuration reference", 1)[1].split("\n## ", 1)[0]
+    documented = set(re.findall(r"`([a-z_]+)`", reference))
+    missing = [k for k in config.field_names() if k not in documented]
+    assert missing == []
+
+
+def test_ci_runs_the_readme_test_command() -> None:
+    readme = (REPO / "README.md").read_text()
+    ci = (REPO / ".ci" / "run").read_text()
+    assert "./scripts/test.sh" in readme
+    assert "./scripts/test.sh" in ci
