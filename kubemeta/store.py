@@ -95,6 +95,7 @@ class MetadataStore:
         self._threads: list[threading.Thread] = []
         self.counters = counters or Counters()
         self.api_ok = True  # optimistic until a request fails
+        self._stalled = False  # a wait ran out; cleared by the next answer
         self._failing_since: float | None = None
 
     # -- lifecycle --
@@ -133,11 +134,14 @@ class MetadataStore:
             c.namespacecachemisses += 1
         else:
             c.namespacecachehits += 1
-        if not waits or not self.api_ok:
+        if not waits or not self.api_ok or self._stalled:
             return pe, ne
         for ev in waits:
             remaining = deadline - self._clock()
             if remaining <= 0 or not ev.wait(remaining):
+                # An API that accepts and never answers is not "failing" until the
+                # read timeout; one line paying the deadline is enough until then.
+                self._stalled = True
                 break
         with self._lock:
             return self._pods.get(pk), self._nss.get(nk)
@@ -224,6 +228,7 @@ class MetadataStore:
     def _store(self, key: Any, value: Any, ttl: float) -> None:
         kind, name = key
         entry = Entry(value, self._clock() + ttl)
+        self._stalled = False
         with self._lock:
             if kind == "pod":
                 self._pods[name] = entry
@@ -244,6 +249,7 @@ class MetadataStore:
             ev = self._inflight.pop(key, None)
             was_ok = self.api_ok
             self.api_ok = False
+            self._stalled = False
             if was_ok:
                 self._failing_since = now
         if ev is not None:

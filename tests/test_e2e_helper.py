@@ -175,3 +175,38 @@ def test_missing_config_file_keeps_logs_flowing(tmp_path: Path) -> None:
 
 def test_console_script_is_absolute_and_needs_no_environment() -> None:
     assert KUBEMETA_BIN.is_absolute() and KUBEMETA_BIN.exists()
+
+
+def test_api_that_never_answers_costs_one_deadline(tmp_path: Path, token_file: Path,
+                                                   world: ApiEmulator) -> None:
+    from kubemeta.emulator.server import Fault
+
+    world.add_fault(Fault("hang", path="/api/v1/namespaces"))
+    cfg = kubemeta_config(tmp_path, world, token_file, lookup_deadline=0.5,
+                          api_read_timeout=60)
+    h = Helper("--config", str(cfg))
+    try:
+        start = time.monotonic()
+        for pod in ("web-1", "a", "b", "c", "d", "e", "f", "g", "h", "i"):
+            out = reply(h, fulljson(log_path(tmp_path, pod=pod)))
+            assert out["$!"]["kubernetes"]["pod_name"] == pod  # type: ignore[index]
+        # Ten new pods, but only the first line paid the deadline.
+        assert time.monotonic() - start < 10 * 0.5
+        world.clear_faults()
+        assert h.close() == 0
+        assert h.extra_output() == b""
+    finally:
+        h.kill()
+
+
+def test_journald_container_name(tmp_path: Path, helper: Helper, world: ApiEmulator) -> None:
+    uid = world.world.pods[("shop", "web-1")]["metadata"]["uid"]
+    out = reply(helper, fulljson(None, CONTAINER_NAME=f"k8s_app.1a2b_web-1_shop_{uid}_0",
+                                 CONTAINER_ID_FULL="f" * 64))
+    assert out["$!"]["kubernetes"]["labels"] == {"app_kubernetes_io/name": "web"}  # type: ignore[index]
+    assert out["$!"]["docker"] == {"container_id": "f" * 64}  # type: ignore[index]
+    # The same name with another uid is an earlier pod: its lines get no borrowed labels.
+    out = reply(helper, fulljson(None, CONTAINER_NAME="k8s_app_web-1_shop_old-uid_3",
+                                 CONTAINER_ID_FULL="e" * 64))
+    k = out["$!"]["kubernetes"]  # type: ignore[index]
+    assert "labels" not in k and k["pod_id"] == "old-uid" and k["pod_name"] == "web-1"

@@ -180,3 +180,28 @@ def test_a_broken_source_means_file_name_fields_only(clock: FakeClock) -> None:
     settle(store)
     assert store.lookup(REF, clock() + 10) == (None, None)
     settle(store)
+
+
+def test_after_one_wait_runs_out_no_line_waits_until_an_answer(clock: FakeClock) -> None:
+    src = FakeSource({("shop", "web-1"): POD, ("shop", "web-2"): POD}, {"shop": NS})
+    src.gate = threading.Event()
+    store = make(src, clock)
+    assert store.lookup(REF, clock() + 0.05) == (None, None)  # pays the deadline once
+    waited = threading.Event()
+
+    def other() -> None:
+        # Would block for its whole (long) deadline if the store still waited.
+        store.lookup(REF._replace(pod="web-2"), clock() + 3600)
+        waited.set()
+
+    t = threading.Thread(target=other, daemon=True)
+    t.start()
+    assert waited.wait(10)
+    src.gate.set()
+    settle(store)
+    pe, _ = store.lookup(REF, clock() + 10)
+    assert pe is not None and pe.value == POD
+    # Answers came: waiting for a new pod is allowed again.
+    src.pods[("shop", "web-3")] = POD
+    pe, _ = store.lookup(REF._replace(pod="web-3"), clock() + 10)
+    assert pe is not None and pe.value == POD
