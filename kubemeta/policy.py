@@ -1,0 +1,112 @@
+"""Retry policy as small immutable values: backoff, circuit breaker, request rate.
+
+Pure arithmetic over a ``now`` the caller passes in: no clock, no sleeping, so
+every rule is tested in fake time. The store applies them; these only decide.
+
+The breaker: while the API answers, requests flow (closed). After
+``threshold`` consecutive failures it opens: per-object requests stop, and
+only one probe at a time goes out, after a capped exponential backoff with
+jitter (tenacity's ``wait_exponential_jitter``), never sooner than the
+API's Retry-After. A probe that succeeds closes it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from enum import StrEnum
+
+from tenacity.wait import wait_exponential_jitter
+
+
+class BreakerState(StrEnum):
+    CLOSED = "closed"
+    OPEN = "open"
+    HALF_OPEN = "half_open"
+
+
+class _Attempt:
+    """The one thing tenacity's wait strategies read from a RetryCallState."""
+
+    __slots__ = ("attempt_number",)
+
+    def __init__(self, n: int) -> None:
+        self.attempt_number = n
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Capped exponential backoff with jitter: initial * 2**(n-1) + U(0, jitter), <= maximum."""
+
+    initial: float = 1.0
+    maximum: float = 30.0
+    jitter: float = 1.0
+
+    def delay(self, attempt: int) -> float:
+        wait = wait_exponential_jitter(initial=self.initial, max=self.maximum,
+                                                jitter=self.jitter)
+        return float(wait(_Attempt(max(1, attempt))))  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class Breaker:
+    state: BreakerState = BreakerState.CLOSED
+    failures: int = 0          # consecutive failures
+    attempt: int = 0           # failed probes since it opened
+    opened_at: float = 0.0
+    probe_at: float = 0.0
+    reason: str = ""           # what the API last did wrong, for the journal
+    status: int = 0
+
+    def allows_requests(self) -> bool:
+        return self.state is BreakerState.CLOSED
+
+    def probe_due(self, now: float) -> bool:
+        return self.state is BreakerState.OPEN and now >= self.probe_at
+
+    def start_probe(self) -> Breaker:
+        return dataclasses.replace(self, state=BreakerState.HALF_OPEN)
+
+    def on_success(self) -> Breaker:
+        return Breaker()
+
+    def on_failure(self, now: float, reason: str, status: int, retry_after: float | None,
+                   threshold: int, backoff: Backoff) -> Breaker:
+        failures = self.failures + 1
+        if self.state is BreakerState.CLOSED and failures < threshold:
+            return dataclasses.replace(self, failures=failures, reason=reason, status=status)
+        attempt = self.attempt + 1 if self.state is not BreakerState.CLOSED else 1
+        wait = max(backoff.delay(attempt), retry_after or 0.0)
+        opened_at = self.opened_at if self.state is not BreakerState.CLOSED else now
+        return Breaker(BreakerState.OPEN, failures, attempt, opened_at, now + wait, reason,
+                       status)
+
+    def on_probe_aborted(self) -> Breaker:
+        """The probe ended without telling us anything (e.g. 404 for a gone object
+        while half-open counts as an answer, so this is for internal errors only)."""
+        if self.state is BreakerState.HALF_OPEN:
+            return dataclasses.replace(self, state=BreakerState.OPEN)
+        return self
+
+
+@dataclass(frozen=True)
+class TokenBucket:
+    """At most ``rate`` requests per second on average, ``burst`` at once."""
+
+    rate: float
+    burst: float
+    tokens: float
+    stamp: float
+
+    @classmethod
+    def full(cls, rate: float, burst: float, now: float) -> TokenBucket:
+        return cls(rate, burst, burst, now)
+
+    def take(self, now: float) -> tuple[bool, TokenBucket, float]:
+        """(allowed, new bucket, seconds until a token is available if not)."""
+        tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        if tokens >= 1.0:
+            return True, dataclasses.replace(self, tokens=tokens - 1.0, stamp=now), 0.0
+        return False, dataclasses.replace(self, tokens=tokens, stamp=now), \
+            (1.0 - tokens) / self.rate
+

@@ -1,0 +1,86 @@
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from kubemeta.policy import Backoff, Breaker, BreakerState, TokenBucket
+
+BO = Backoff(initial=1.0, maximum=30.0, jitter=1.0)
+
+
+@pytest.mark.parametrize(("attempt", "low", "high"), [
+    (1, 1.0, 2.0), (2, 2.0, 3.0), (3, 4.0, 5.0), (5, 16.0, 17.0), (6, 30.0, 30.0),
+    (50, 30.0, 30.0),
+])
+def test_backoff_is_exponential_jittered_and_capped(attempt: int, low: float, high: float
+                                                    ) -> None:
+    for _ in range(50):
+        assert low <= BO.delay(attempt) <= high
+
+
+def test_backoff_jitter_spreads_a_fleet() -> None:
+    assert len({round(BO.delay(3), 6) for _ in range(20)}) > 1
+
+
+def fail(b: Breaker, now: float, retry_after: float | None = None, threshold: int = 2
+         ) -> Breaker:
+    return b.on_failure(now, "403 Forbidden", 403, retry_after, threshold, BO)
+
+
+def test_breaker_opens_after_threshold_consecutive_failures() -> None:
+    b = fail(Breaker(), 100.0)
+    assert b.allows_requests() and b.failures == 1
+    b = fail(b, 101.0)
+    assert b.state is BreakerState.OPEN and not b.allows_requests()
+    assert b.opened_at == 101.0 and 102.0 <= b.probe_at <= 103.0
+    assert b.reason == "403 Forbidden" and b.status == 403
+
+
+def test_a_success_resets_the_count() -> None:
+    b = fail(Breaker(), 100.0).on_success()
+    assert fail(b, 101.0).allows_requests()
+
+
+def test_probes_back_off_and_success_closes() -> None:
+    b = fail(fail(Breaker(), 0.0), 0.0)
+    waits = []
+    now = 0.0
+    for _ in range(8):
+        assert not b.probe_due(b.probe_at - 0.001)
+        now = b.probe_at
+        assert b.probe_due(now)
+        b = b.start_probe()
+        assert b.state is BreakerState.HALF_OPEN and not b.probe_due(now + 1000)
+        before = b.probe_at
+        b = fail(b, now)
+        waits.append(b.probe_at - before)
+        assert b.opened_at == 0.0  # the outage started at the first opening
+    assert waits[-1] == pytest.approx(30.0)  # capped
+    assert all(a <= b + 1.0 for a, b in itertools.pairwise(waits))
+    assert b.start_probe().on_success() == Breaker()
+
+
+def test_retry_after_is_a_floor_for_the_next_probe() -> None:
+    b = fail(fail(Breaker(), 0.0), 10.0, retry_after=120.0)
+    assert b.probe_at == pytest.approx(130.0)
+
+
+def test_token_bucket_bounds_the_rate() -> None:
+    bucket = TokenBucket.full(rate=10.0, burst=5.0, now=0.0)
+    allowed = 0
+    for _ in range(20):
+        ok, bucket, _ = bucket.take(0.0)
+        allowed += ok
+    assert allowed == 5
+    ok, bucket, wait = bucket.take(0.0)
+    assert not ok and wait == pytest.approx(0.1)
+    ok, bucket, _ = bucket.take(0.1)
+    assert ok
+    # Over 10 simulated seconds, no more than burst + rate * 10.
+    now, count = 0.1, 0
+    while now < 10.1:
+        ok, bucket, _ = bucket.take(now)
+        count += ok
+        now += 0.01
+    assert count <= 5 + 100
