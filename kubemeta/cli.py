@@ -76,14 +76,20 @@ def _mmexternal(args: argparse.Namespace) -> int:
         cfg = _salvage_log_settings(args)
     logsink.setup(cfg.log_file, cfg.log_level, helper=True)
     store = None
+    stats = None
     if problem is not None:
         # A broken config must not stop logs: answer with file-name fields.
         log.critical("configuration error: %s; kubemeta answers with file-name fields only "
                      "until the config is fixed and rsyslog restarts it", problem,
                      extra={"event": "config_error", "config": args.config})
     else:
+        from kubemeta.stats import StatsWriter
+
         store = build_store(cfg)
         store.start()
+        stats = StatsWriter(store, f"kubemeta({cfg.kubernetes_url})", cfg.stats_interval,
+                            cfg.stats_file, cfg.prometheus_file)
+        stats.start()
     enricher = build_enricher(cfg, store)
     server = PipeServer(enricher, LineFramer(cfg.max_line_bytes))
     server.install_signals()
@@ -91,6 +97,8 @@ def _mmexternal(args: argparse.Namespace) -> int:
              cfg.kubernetes_url, extra={"event": "start"})
     why = server.serve()
     log.info("stopping (%s) after %d lines", why, server.lines, extra={"event": "stop"})
+    if stats is not None:
+        stats.write()  # the last counters, for whoever reads them after us
     logging.shutdown()
     # Lookup threads may sit in a hung request; they hold nothing worth waiting for.
     os._exit(0)

@@ -82,6 +82,17 @@ class Config:
     namespace_cache_size: int = 2000
     lookup_deadline: float = 0.25
     lookup_workers: int = 4
+    # -- outages: retry policy and gentleness --
+    breaker_threshold: int = 2
+    retry_initial: float = 1.0
+    retry_max: float = 30.0
+    retry_jitter: float = 1.0
+    max_request_rate: float = 20.0
+    request_burst: int = 20
+    # -- counters --
+    stats_interval: float = 60.0
+    stats_file: str | None = None
+    prometheus_file: str | None = None
     # -- input safety --
     max_line_bytes: int = 8 * 1024 * 1024
 
@@ -154,13 +165,16 @@ def _check_type(name: str, value: Any) -> Any:
 
 
 def _validate(cfg: Config) -> None:
-    for name in ("api_connect_timeout", "api_read_timeout", "lookup_deadline"):
+    for name in ("api_connect_timeout", "api_read_timeout", "lookup_deadline", "retry_initial",
+                 "retry_max", "max_request_rate", "stats_interval"):
         if getattr(cfg, name) <= 0:
             raise ConfigError(f"{name}: must be greater than 0, got {getattr(cfg, name)}")
-    for name in ("pod_cache_ttl", "namespace_cache_ttl", "not_found_ttl", "error_retry_interval"):
+    for name in ("pod_cache_ttl", "namespace_cache_ttl", "not_found_ttl", "error_retry_interval",
+                 "retry_jitter"):
         if getattr(cfg, name) < 0:
             raise ConfigError(f"{name}: must not be negative, got {getattr(cfg, name)}")
-    for name in ("pod_cache_size", "namespace_cache_size", "lookup_workers"):
+    for name in ("pod_cache_size", "namespace_cache_size", "lookup_workers", "breaker_threshold",
+                 "request_burst"):
         if getattr(cfg, name) < 1:
             raise ConfigError(f"{name}: must be at least 1, got {getattr(cfg, name)}")
     if cfg.max_line_bytes < 1024:

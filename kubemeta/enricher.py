@@ -86,7 +86,12 @@ class Enricher:
         self.counters.recordseen += 1
         pe = ne = None
         if self._store is not None and ref.valid_for_api():
-            pe, ne = self._store.lookup(ref, self._clock() + self._deadline)
+            now = self._clock()
+            pe, ne = self._store.lookup(ref, now + self._deadline)
+            if pe is None:
+                self.counters.linesfilenameonly += 1
+            elif pe.fresh_until <= now:
+                self.counters.linesstale += 1
         memo = self._memo.get(ref)
         if memo is not None and memo[0] is pe and memo[1] is ne:
             return memo[2]

@@ -18,9 +18,10 @@ from kubemeta.config import Config
 from kubemeta.enricher import Enricher
 from kubemeta.framing import LineFramer
 from kubemeta.identify import Identifier
+from kubemeta.policy import Backoff
 from kubemeta.record import RecordReader
 from kubemeta.schema import Shaper
-from kubemeta.store import MetadataStore, Source
+from kubemeta.store import MetadataStore, Source, StoreSettings
 
 log = logging.getLogger("kubemeta")
 
@@ -36,12 +37,18 @@ def api_source_factory(cfg: Config) -> Callable[[], Source]:
     return make
 
 
+def store_settings(cfg: Config) -> StoreSettings:
+    return StoreSettings(
+        pod_ttl=cfg.pod_cache_ttl, namespace_ttl=cfg.namespace_cache_ttl,
+        not_found_ttl=cfg.not_found_ttl, error_retry_interval=cfg.error_retry_interval,
+        pod_cache_size=cfg.pod_cache_size, namespace_cache_size=cfg.namespace_cache_size,
+        workers=cfg.lookup_workers, breaker_threshold=cfg.breaker_threshold,
+        backoff=Backoff(cfg.retry_initial, cfg.retry_max, cfg.retry_jitter),
+        max_request_rate=cfg.max_request_rate, request_burst=cfg.request_burst)
+
+
 def build_store(cfg: Config, clock: Callable[[], float] = time.monotonic) -> MetadataStore:
-    return MetadataStore(
-        api_source_factory(cfg), clock=clock, pod_ttl=cfg.pod_cache_ttl,
-        namespace_ttl=cfg.namespace_cache_ttl, not_found_ttl=cfg.not_found_ttl,
-        error_retry_interval=cfg.error_retry_interval, pod_cache_size=cfg.pod_cache_size,
-        namespace_cache_size=cfg.namespace_cache_size, workers=cfg.lookup_workers)
+    return MetadataStore(api_source_factory(cfg), clock=clock, settings=store_settings(cfg))
 
 
 def build_enricher(cfg: Config, store: MetadataStore | None,

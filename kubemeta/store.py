@@ -1,11 +1,14 @@
 """The metadata cache and the background lookups that fill it.
 
 The per-line path calls ``lookup`` and never touches the network: a missing
-or expired entry is queued for a worker thread (one request per object, however
-many lines ask), and the caller waits for it only while the API is believed
-healthy and only until its deadline. What was known stays served: a failed
-refresh keeps the last good entry, and a transient error is never cached as an
-answer. A 404 is, briefly (``not_found_ttl``).
+or expired entry is queued (one request per object, however many lines ask)
+and the caller waits for it only while the API is believed healthy, and only
+until its deadline. What was known stays served: a failed refresh keeps the
+last good entry, and a transient error is never cached as an answer. A 404
+is, briefly (``not_found_ttl``).
+
+Which request goes out when is the LookupScheduler's decision (breaker,
+backoff, rate); this module is the thin threaded shell around it.
 """
 
 from __future__ import annotations
@@ -14,14 +17,17 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from cachetools import LRUCache
 
 from kubemeta.errors import ApiError, ApiNotFound, ApiUnauthorized, ConfigError
 from kubemeta.identify import PodRef
+from kubemeta.policy import Backoff, BreakerState
+from kubemeta.scheduler import Change, LookupScheduler
 from kubemeta.schema import NamespaceMeta, PodMeta, ShapeError
 
 log = logging.getLogger("kubemeta.store")
@@ -42,7 +48,7 @@ PodKey = tuple[str, str]
 
 @dataclass
 class Counters:
-    """mmkubernetes's counter names, plus our own."""
+    """mmkubernetes's counter names, then our own."""
 
     recordseen: int = 0
     namespacemetadatasuccess: int = 0
@@ -57,6 +63,24 @@ class Counters:
     podcachemisses: int = 0
     namespacecachehits: int = 0
     namespacecachemisses: int = 0
+    linesstale: int = 0          # served from metadata past its TTL
+    linesfilenameonly: int = 0   # the pod was not known: file-name fields only
+    apirequests: Counter[str] = field(default_factory=Counter)  # by HTTP status, 0: none
+
+
+@dataclass(frozen=True)
+class StoreSettings:
+    pod_ttl: float = 300.0
+    namespace_ttl: float = 900.0
+    not_found_ttl: float = 30.0
+    error_retry_interval: float = 5.0
+    pod_cache_size: int = 10000
+    namespace_cache_size: int = 2000
+    workers: int = 4
+    breaker_threshold: int = 2
+    backoff: Backoff = field(default_factory=Backoff)
+    max_request_rate: float = 20.0
+    request_burst: float = 20.0
 
 
 class Source:
@@ -74,38 +98,41 @@ class Source:
 
 class MetadataStore:
     def __init__(self, source_factory: Callable[[], Source], *, clock: Callable[[], float],
-                 pod_ttl: float, namespace_ttl: float, not_found_ttl: float,
-                 error_retry_interval: float, pod_cache_size: int, namespace_cache_size: int,
-                 workers: int, counters: Counters | None = None) -> None:
+                 settings: StoreSettings, counters: Counters | None = None) -> None:
         self._factory = source_factory
         self._source: Source | None = None
         self._broken = False
         self._clock = clock
-        self._pod_ttl = pod_ttl
-        self._ns_ttl = namespace_ttl
-        self._nf_ttl = not_found_ttl
-        self._retry = error_retry_interval
-        self._pods: LRUCache[PodKey, Entry[PodMeta]] = LRUCache(maxsize=pod_cache_size)
-        self._nss: LRUCache[str, Entry[NamespaceMeta]] = LRUCache(maxsize=namespace_cache_size)
-        self._inflight: dict[Any, threading.Event] = {}
-        self._retry_at: dict[Any, float] = {}
+        self._s = settings
+        self._pods: LRUCache[PodKey, Entry[PodMeta]] = LRUCache(maxsize=settings.pod_cache_size)
+        self._nss: LRUCache[str, Entry[NamespaceMeta]] = LRUCache(
+            maxsize=settings.namespace_cache_size)
+        self._inflight: dict[Hashable, threading.Event] = {}
+        self._retry_at: dict[Hashable, float] = {}
         self._lock = threading.Lock()
-        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._workers = workers
-        self._threads: list[threading.Thread] = []
+        self._wake = threading.Condition(self._lock)
+        self._sched = LookupScheduler(now=clock(), threshold=settings.breaker_threshold,
+                                      backoff=settings.backoff, rate=settings.max_request_rate,
+                                      burst=settings.request_burst)
+        self._busy = 0
+        self._work: queue.SimpleQueue[Hashable] = queue.SimpleQueue()
         self.counters = counters or Counters()
-        self.api_ok = True  # optimistic until a request fails
-        self._stalled = False  # a wait ran out; cleared by the next answer
-        self._failing_since: float | None = None
+        self.api_ok = True      # the breaker is closed
+        self._stalled = False   # a wait ran out; cleared by the next answer
+        self.last_success: float | None = None
+        self._outage: tuple[float, int, int] | None = None  # start, stale, file-name-only
 
     # -- lifecycle --
     def start(self) -> None:
-        for i in range(self._workers):
-            t = threading.Thread(target=self._work, name=f"kubemeta-lookup-{i}", daemon=True)
-            t.start()
-            self._threads.append(t)
-        # Import the client and build it now, not when the first line arrives.
-        self._queue.put(None)
+        threading.Thread(target=self._dispatch, name="kubemeta-dispatch", daemon=True).start()
+        for i in range(self._s.workers):
+            threading.Thread(target=self._work_loop, name=f"kubemeta-lookup-{i}",
+                             daemon=True).start()
+
+    def poke(self) -> None:
+        """Re-evaluate the schedule now (the clock moved)."""
+        with self._wake:
+            self._wake.notify_all()
 
     # -- the per-line path --
     def lookup(self, ref: PodRef, deadline: float) -> tuple[Entry[PodMeta] | None,
@@ -118,11 +145,11 @@ class MetadataStore:
             ne = self._nss.get(nk)
             waits = []
             if pe is None or pe.fresh_until <= now:
-                ev = self._want(("pod", pk), now)
+                ev = self._want(("pod", pk), now, pe is None)
                 if pe is None and ev is not None:
                     waits.append(ev)
             if ne is None or ne.fresh_until <= now:
-                ev = self._want(("ns", nk), now)
+                ev = self._want(("ns", nk), now, ne is None)
                 if ne is None and ev is not None:
                     waits.append(ev)
         c = self.counters
@@ -146,8 +173,8 @@ class MetadataStore:
         with self._lock:
             return self._pods.get(pk), self._nss.get(nk)
 
-    def _want(self, key: Any, now: float) -> threading.Event | None:
-        """Queue a fetch of ``key`` unless one is running or it failed just now."""
+    def _want(self, key: Hashable, now: float, urgent: bool) -> threading.Event | None:
+        """Queue a fetch of ``key`` unless one is pending. Caller holds the lock."""
         ev = self._inflight.get(key)
         if ev is not None:
             return ev
@@ -155,118 +182,164 @@ class MetadataStore:
             return None
         ev = threading.Event()
         self._inflight[key] = ev
-        self._queue.put(key)
+        self._sched.add(key, urgent)
+        self._wake.notify()
         return ev
 
-    # -- the workers --
-    def _work(self) -> None:
+    # -- the dispatcher: asks the scheduler, hands keys to free workers --
+    def _dispatch(self) -> None:
+        self._ensure_source()  # the slow client import, before any line needs it
         while True:
-            key = self._queue.get()
+            with self._wake:
+                if self._busy >= self._s.workers:
+                    self._wake.wait(1.0)
+                    continue
+                now = self._clock()
+                key, wake_at = self._sched.next(now)
+                if key is None:
+                    # Capped, so a clock that jumps cannot leave a probe overdue for long.
+                    timeout = 1.0 if wake_at is None else min(1.0, max(0.0, wake_at - now))
+                    self._wake.wait(timeout)
+                    continue
+                self._busy += 1
+            self._work.put(key)
+
+    def _work_loop(self) -> None:
+        while True:
+            key = self._work.get()
             try:
                 self._run(key)
             except Exception:  # a worker must never die
                 log.exception("lookup of %s failed unexpectedly", key, extra={"event": "bug"})
-                with self._lock:
-                    ev = self._inflight.pop(key, None)
-                if ev is not None:
-                    ev.set()
+                with self._wake:
+                    self._sched.dropped(key)
+                    self._release(key)
+            finally:
+                with self._wake:
+                    self._busy -= 1
+                    self._wake.notify()
 
     def _ensure_source(self) -> Source | None:
-        with self._lock:
-            if self._source is not None or self._broken:
-                return self._source
+        if self._source is not None or self._broken:
+            return self._source
         try:
-            src = self._factory()
+            self._source = self._factory()
         except ConfigError as e:
             log.error("cannot use the Kubernetes API: %s; answering with file-name fields only",
                       e, extra={"event": "config_error"})
             with self._lock:
                 self._broken = True
-                self._release_all()
-            return None
-        with self._lock:
-            if self._source is None:
-                self._source = src
-            return self._source
+                for ev in self._inflight.values():
+                    ev.set()
+                self._inflight.clear()
+        return self._source
 
-    def _release_all(self) -> None:
-        for ev in self._inflight.values():
-            ev.set()
-        self._inflight.clear()
-
-    def _run(self, key: Any) -> None:
-        src = self._ensure_source()
-        if key is None or src is None:
-            return
+    def _fetch(self, src: Source, key: Any) -> Any:
         kind, name = key
         try:
-            if kind == "pod":
-                value: Any = src.pod(*name)
-            else:
-                value = src.namespace(name)
+            return src.pod(*name) if kind == "pod" else src.namespace(name)
+        except ApiUnauthorized:
+            # A rotated token or certificate: re-read the files and try once more.
+            src.on_unauthorized()
+            return src.pod(*name) if kind == "pod" else src.namespace(name)
+
+    def _run(self, key: Any) -> None:
+        src = self._source
+        if src is None:
+            with self._wake:
+                self._sched.dropped(key)
+                self._release(key)
+            return
+        kind = key[0]
+        try:
+            value = self._fetch(src, key)
         except ApiNotFound:
-            self._store(key, None, self._nf_ttl)
+            self.counters.apirequests["404"] += 1
             self._count(kind, "notfound")
-            self._healthy()
+            self._answered(key, None, self._s.not_found_ttl)
         except ApiError as e:
-            if isinstance(e, ApiUnauthorized):
-                src.on_unauthorized()
+            self.counters.apirequests[str(e.status)] += 1
             self._count(kind, "busy" if e.status == 429 else "error")
             self._failed(key, e)
         except ShapeError as e:
+            self.counters.apirequests["200"] += 1
             self._count(kind, "error")
-            self._failed(key, ApiError(f"unexpected answer: {e}", 200))
+            self._unusable(key, str(e))
         else:
-            self._store(key, value, self._pod_ttl if kind == "pod" else self._ns_ttl)
+            self.counters.apirequests["200"] += 1
             self._count(kind, "success")
-            self._healthy()
+            self._answered(key, value, self._s.pod_ttl if kind == "pod" else self._s.namespace_ttl)
 
     def _count(self, kind: str, what: str) -> None:
         name = ("podmetadata" if kind == "pod" else "namespacemetadata") + what
         setattr(self.counters, name, getattr(self.counters, name) + 1)
 
-    def _store(self, key: Any, value: Any, ttl: float) -> None:
-        kind, name = key
-        entry = Entry(value, self._clock() + ttl)
-        self._stalled = False
-        with self._lock:
-            if kind == "pod":
-                self._pods[name] = entry
-            else:
-                self._nss[name] = entry
-            self._retry_at.pop(key, None)
-            ev = self._inflight.pop(key, None)
+    def _release(self, key: Hashable) -> None:
+        ev = self._inflight.pop(key, None)
         if ev is not None:
             ev.set()
+
+    def _answered(self, key: Any, value: Any, ttl: float) -> None:
+        now = self._clock()
+        entry = Entry(value, now + ttl)
+        with self._wake:
+            if key[0] == "pod":
+                self._pods[key[1]] = entry
+            else:
+                self._nss[key[1]] = entry
+            self._retry_at.pop(key, None)
+            self._release(key)
+            change = self._sched.answered(key)
+            self.api_ok = True
+            self._stalled = False
+            self.last_success = now
+            pending = self._sched.pending()
+            self._wake.notify()
+        if change is Change.RECOVERED:
+            self._log_recovery(now, pending)
 
     def _failed(self, key: Any, e: ApiError) -> None:
         now = self._clock()
-        retry = max(self._retry, e.retry_after or 0.0)
-        with self._lock:
-            if len(self._retry_at) > 100000:
-                self._retry_at.clear()
-            self._retry_at[key] = now + retry
-            ev = self._inflight.pop(key, None)
-            was_ok = self.api_ok
-            self.api_ok = False
+        with self._wake:
+            had = (self._pods.get(key[1]) if key[0] == "pod" else self._nss.get(key[1]))
+            change = self._sched.failed(key, now, e.reason, e.status, e.retry_after,
+                                        urgent=had is None)
+            self.api_ok = self._sched.breaker.state is BreakerState.CLOSED
             self._stalled = False
-            if was_ok:
-                self._failing_since = now
-        if ev is not None:
-            ev.set()
-        if was_ok:
+            if change is Change.OPENED:
+                # Every line waiting on a lookup stops waiting now; the keys stay queued.
+                for k, ev in list(self._inflight.items()):
+                    ev.set()
+                    self._inflight[k] = threading.Event()
+            self._wake.notify()
+        if change is Change.OPENED:
+            c = self.counters
+            self._outage = (now, c.linesstale, c.linesfilenameonly)
             log.warning("Kubernetes API unavailable: %s; serving cached metadata", e.reason,
                         extra={"event": "api_unavailable", "api_status": e.status})
 
-    def _healthy(self) -> None:
-        with self._lock:
-            was_ok = self.api_ok
-            self.api_ok = True
-            since = self._failing_since
-            self._failing_since = None
-        if not was_ok and since is not None:
-            log.warning("Kubernetes API recovered after %.0f s", self._clock() - since,
-                        extra={"event": "api_recovered", "api_status": 200})
+    def _unusable(self, key: Any, why: str) -> None:
+        """An answer about one object that makes no sense: that object waits a while."""
+        now = self._clock()
+        with self._wake:
+            if len(self._retry_at) > 100000:
+                self._retry_at.clear()
+            self._retry_at[key] = now + self._s.error_retry_interval
+            self._sched.dropped(key)
+            self._release(key)
+        log.warning("unusable answer for %s %s: %s", key[0], key[1], why,
+                    extra={"event": "api_bad_answer"})
+
+    def _log_recovery(self, now: float, pending: int) -> None:
+        start, stale0, fn0 = self._outage or (now, self.counters.linesstale,
+                                              self.counters.linesfilenameonly)
+        self._outage = None
+        c = self.counters
+        log.warning("Kubernetes API recovered after %.0f s: %d lines served stale, %d with "
+                    "file-name fields only, %d lookups pending", now - start,
+                    c.linesstale - stale0, c.linesfilenameonly - fn0, pending,
+                    extra={"event": "api_recovered", "api_status": 200,
+                           "outage_seconds": round(now - start, 1)})
 
     # -- introspection --
     def wait_idle(self, timeout: float) -> bool:
@@ -278,9 +351,17 @@ class MetadataStore:
             if not pending:
                 return True
             left = end - time.monotonic()
-            if left <= 0 or not pending[0].wait(left):
+            if left <= 0:
                 return False
+            pending[0].wait(min(left, 0.05))
 
     def sizes(self) -> tuple[int, int]:
         with self._lock:
             return len(self._pods), len(self._nss)
+
+    def pending(self) -> int:
+        with self._lock:
+            return self._sched.pending()
+
+    def breaker_state(self) -> BreakerState:
+        return self._sched.breaker.state

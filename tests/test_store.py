@@ -1,14 +1,17 @@
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from kubemeta.errors import ApiError, ApiUnauthorized
+from kubemeta.errors import ApiError, ApiUnauthorized, ConfigError
 from kubemeta.identify import PodRef
-from kubemeta.schema import NamespaceMeta, PodMeta
-from kubemeta.store import MetadataStore
+from kubemeta.policy import Backoff, BreakerState
+from kubemeta.schema import NamespaceMeta, PodMeta, ShapeError
+from kubemeta.store import MetadataStore, StoreSettings
 
 from fakes import FakeClock, FakeSource
 
@@ -16,20 +19,29 @@ REF = PodRef("shop", "web-1", "app", "cid", None)
 POD = PodMeta("uid-1", {"app": "web"}, None, "node-1")
 POD2 = PodMeta("uid-1", {"app": "web", "v": "2"}, None, "node-1")
 NS = NamespaceMeta("ns-uid", {"team": "a"}, None, "2026-01-01T00:00:00Z")
+SETTINGS = StoreSettings(pod_ttl=60, namespace_ttl=600, not_found_ttl=30,
+                         error_retry_interval=5, pod_cache_size=100, namespace_cache_size=100,
+                         workers=2, breaker_threshold=2, backoff=Backoff(1.0, 30.0, 0.0),
+                         max_request_rate=1000, request_burst=1000)
 
 
-def make(src: FakeSource, clock: FakeClock, **kw: Any) -> MetadataStore:
-    args: dict[str, Any] = dict(pod_ttl=60, namespace_ttl=600, not_found_ttl=30,
-                                error_retry_interval=5, pod_cache_size=100,
-                                namespace_cache_size=100, workers=2)
-    args.update(kw)
-    store = MetadataStore(lambda: src, clock=clock, **args)  # type: ignore[arg-type,return-value]
+def make(src: FakeSource | Callable[[], Any], clock: FakeClock, **kw: Any) -> MetadataStore:
+    settings = StoreSettings(**{**SETTINGS.__dict__, **kw})
+    factory = src if callable(src) and not isinstance(src, FakeSource) else (lambda: src)
+    store = MetadataStore(factory, clock=clock, settings=settings)  # type: ignore[arg-type]
     store.start()
     return store
 
 
 def settle(store: MetadataStore) -> None:
     assert store.wait_idle(10)
+
+
+def until(cond: Callable[[], bool], timeout: float = 10.0) -> None:
+    end = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < end, "condition not reached"
+        time.sleep(0.005)
 
 
 @pytest.fixture
@@ -51,8 +63,7 @@ def test_one_request_per_object_however_many_lines(clock: FakeClock) -> None:
     store = make(src, clock)
     for _ in range(50):
         store.lookup(REF, clock())  # deadline already passed: never waits
-    other_container = REF._replace(container="sidecar")
-    store.lookup(other_container, clock())
+    store.lookup(REF._replace(container="sidecar"), clock())
     src.gate.set()
     settle(store)
     assert sorted(src.calls) == [("ns", "shop"), ("pod", ("shop", "web-1"))]
@@ -62,11 +73,29 @@ def test_deadline_bounds_the_wait_when_the_api_hangs(clock: FakeClock) -> None:
     src = FakeSource({("shop", "web-1"): POD}, {"shop": NS})
     src.gate = threading.Event()
     store = make(src, clock)
-    # clock is fake and frozen: the wait is bounded by the remaining deadline (0.05 s real).
-    pe, ne = store.lookup(REF, clock() + 0.05)
-    assert pe is None and ne is None
+    assert store.lookup(REF, clock() + 0.05) == (None, None)
     src.gate.set()
     settle(store)
+
+
+def test_after_one_wait_runs_out_no_line_waits_until_an_answer(clock: FakeClock) -> None:
+    src = FakeSource({("shop", "web-1"): POD, ("shop", "web-2"): POD}, {"shop": NS})
+    src.gate = threading.Event()
+    store = make(src, clock)
+    assert store.lookup(REF, clock() + 0.05) == (None, None)
+    done = threading.Event()
+
+    def other() -> None:
+        store.lookup(REF._replace(pod="web-2"), clock() + 3600)  # would block an hour
+        done.set()
+
+    threading.Thread(target=other, daemon=True).start()
+    assert done.wait(10)
+    src.gate.set()
+    settle(store)
+    src.pods[("shop", "web-3")] = POD
+    pe, _ = store.lookup(REF._replace(pod="web-3"), clock() + 10)
+    assert pe is not None and pe.value == POD  # answers came: waiting is allowed again
 
 
 def test_expired_entries_are_served_while_refreshing(clock: FakeClock) -> None:
@@ -88,48 +117,71 @@ def test_failed_refresh_keeps_last_good_metadata(clock: FakeClock) -> None:
     src = FakeSource({("shop", "web-1"): POD}, {"shop": NS})
     store = make(src, clock)
     good, _ = store.lookup(REF, clock() + 10)
-    src.fail_times = 100
+    src.fail_times = 1000
     clock.advance(61)
     store.lookup(REF, clock() + 10)
-    settle(store)
-    assert not store.api_ok
+    until(lambda: store.breaker_state() is BreakerState.OPEN)
     kept, _ = store.lookup(REF, clock() + 10)
     assert kept is good and kept is not None and kept.value == POD
     assert store.counters.podmetadataerror >= 1
 
 
-def test_transient_errors_are_not_cached_as_answers(clock: FakeClock) -> None:
-    src = FakeSource({("shop", "web-1"): POD}, {"shop": NS}, fail_times=2)
+def test_outage_opens_the_breaker_and_stops_per_object_requests(clock: FakeClock) -> None:
+    src = FakeSource({("shop", f"p{i}"): POD for i in range(50)}, {"shop": NS}, fail_times=10**6,
+                     error=ApiError("403 Forbidden", 403))
     store = make(src, clock)
-    pe, ne = store.lookup(REF, clock() + 10)
-    assert pe is None and ne is None
-    assert not store.api_ok
-    # While failing: no waiting, and no new request until the retry interval passed.
-    calls = len(src.calls)
-    assert store.lookup(REF, clock() + 10) == (None, None)
-    assert len(src.calls) == calls
-    clock.advance(5)
-    store.lookup(REF, clock() + 10)
-    settle(store)
-    pe, ne = store.lookup(REF, clock() + 10)
-    assert pe is not None and pe.value == POD and store.api_ok
-
-
-def test_retry_after_is_honoured(clock: FakeClock) -> None:
-    src = FakeSource({("shop", "web-1"): POD}, {"shop": NS}, fail_times=2,
-                     error=ApiError("429 Too Many Requests", 429, retry_after=30))
-    store = make(src, clock)
-    store.lookup(REF, clock() + 10)
-    settle(store)
-    clock.advance(10)
+    for i in range(50):
+        store.lookup(REF._replace(pod=f"p{i}"), clock())
+    until(lambda: store.breaker_state() is BreakerState.OPEN)
+    time.sleep(0.2)
     n = len(src.calls)
-    store.lookup(REF, clock() + 10)
+    assert n <= 2 + SETTINGS.workers  # the threshold, plus what was already in flight
+    for i in range(50):  # lines keep coming: nothing more goes out
+        assert store.lookup(REF._replace(pod=f"p{i}"), clock() + 10) == (None, None)
+    time.sleep(0.2)
     assert len(src.calls) == n
-    assert store.counters.podmetadatabusy == 1
-    clock.advance(21)
-    store.lookup(REF, clock() + 10)
+    # The probe is due after the backoff; it fails (403 still) and backs off further.
+    clock.advance(1.0)
+    store.poke()
+    until(lambda: len(src.calls) == n + 1)
+    time.sleep(0.2)
+    assert len(src.calls) == n + 1
+
+
+def test_recovery_fills_new_pods_without_a_restart(clock: FakeClock) -> None:
+    src = FakeSource({("shop", "web-1"): POD}, {"shop": NS}, fail_times=10**6,
+                     error=ApiError("connection refused", 0))
+    store = make(src, clock)
+    assert store.lookup(REF, clock() + 10) == (None, None)
+    until(lambda: store.breaker_state() is BreakerState.OPEN)
+    src.fail_times = 0  # the API is back
+    for _ in range(40):  # probes back off; advancing time lets one through
+        clock.advance(30.0)
+        store.poke()
+        if store.breaker_state() is BreakerState.CLOSED:
+            break
+        time.sleep(0.02)
     settle(store)
-    assert len(src.calls) > n
+    pe, ne = store.lookup(REF, clock() + 10)
+    assert pe is not None and pe.value == POD and ne is not None and store.api_ok
+
+
+def test_retry_after_holds_the_next_probe(clock: FakeClock) -> None:
+    src = FakeSource({("shop", "web-1"): POD}, {"shop": NS}, fail_times=10**6,
+                     error=ApiError("429 Too Many Requests", 429, retry_after=120))
+    store = make(src, clock)
+    store.lookup(REF, clock())
+    until(lambda: store.breaker_state() is BreakerState.OPEN)
+    time.sleep(0.1)
+    n = len(src.calls)
+    clock.advance(60)
+    store.poke()
+    time.sleep(0.2)
+    assert len(src.calls) == n
+    clock.advance(61)
+    store.poke()
+    until(lambda: len(src.calls) > n)
+    assert store.counters.podmetadatabusy + store.counters.namespacemetadatabusy >= 1
 
 
 def test_not_found_is_cached_briefly(clock: FakeClock) -> None:
@@ -149,13 +201,23 @@ def test_not_found_is_cached_briefly(clock: FakeClock) -> None:
     assert pe is not None and pe.value == POD
 
 
-def test_unauthorized_asks_the_source_to_reread_credentials(clock: FakeClock) -> None:
+def test_unauthorized_rereads_credentials_and_retries_at_once(clock: FakeClock) -> None:
     src = FakeSource({("shop", "web-1"): POD}, {"shop": NS}, fail_times=1,
                      error=ApiUnauthorized("401 Unauthorized", 401))
     store = make(src, clock)
+    pe, _ = store.lookup(REF, clock() + 10)
+    assert src.unauthorized == 1
+    assert pe is not None and pe.value == POD and store.api_ok
+
+
+def test_an_object_the_api_describes_wrongly_does_not_open_the_breaker(clock: FakeClock) -> None:
+    src = FakeSource({("shop", "web-1"): POD}, {"shop": NS}, fail_times=2,
+                     error=ShapeError("expected kind Pod, got 'ConfigMap'"))
+    store = make(src, clock)
     store.lookup(REF, clock() + 10)
     settle(store)
-    assert src.unauthorized == 1
+    assert store.breaker_state() is BreakerState.CLOSED
+    assert store.lookup(REF._replace(pod="web-2"), clock() + 10)[0] is not None
 
 
 def test_cache_size_is_bounded(clock: FakeClock) -> None:
@@ -168,40 +230,10 @@ def test_cache_size_is_bounded(clock: FakeClock) -> None:
 
 
 def test_a_broken_source_means_file_name_fields_only(clock: FakeClock) -> None:
-    from kubemeta.errors import ConfigError
-
     def broken() -> Any:
         raise ConfigError("kubeconfig /nope: not found")
 
-    store = MetadataStore(broken, clock=clock, pod_ttl=60, namespace_ttl=60, not_found_ttl=30,
-                          error_retry_interval=5, pod_cache_size=10, namespace_cache_size=10,
-                          workers=1)
-    store.start()
-    settle(store)
+    store = make(broken, clock)
+    until(lambda: store._broken)
     assert store.lookup(REF, clock() + 10) == (None, None)
     settle(store)
-
-
-def test_after_one_wait_runs_out_no_line_waits_until_an_answer(clock: FakeClock) -> None:
-    src = FakeSource({("shop", "web-1"): POD, ("shop", "web-2"): POD}, {"shop": NS})
-    src.gate = threading.Event()
-    store = make(src, clock)
-    assert store.lookup(REF, clock() + 0.05) == (None, None)  # pays the deadline once
-    waited = threading.Event()
-
-    def other() -> None:
-        # Would block for its whole (long) deadline if the store still waited.
-        store.lookup(REF._replace(pod="web-2"), clock() + 3600)
-        waited.set()
-
-    t = threading.Thread(target=other, daemon=True)
-    t.start()
-    assert waited.wait(10)
-    src.gate.set()
-    settle(store)
-    pe, _ = store.lookup(REF, clock() + 10)
-    assert pe is not None and pe.value == POD
-    # Answers came: waiting for a new pod is allowed again.
-    src.pods[("shop", "web-3")] = POD
-    pe, _ = store.lookup(REF._replace(pod="web-3"), clock() + 10)
-    assert pe is not None and pe.value == POD

@@ -1,0 +1,120 @@
+"""Counters out: an rsyslog impstats-style JSON line, and Prometheus's text format.
+
+Formatting is pure; StatsWriter is the thread that writes both files every
+``stats_interval`` seconds. The Prometheus file is replaced atomically (write a
+temporary file, rename), as node exporter's textfile collector requires.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from kubemeta.policy import BreakerState
+
+log = logging.getLogger("kubemeta.stats")
+
+_BREAKER = {BreakerState.CLOSED: 0, BreakerState.OPEN: 1, BreakerState.HALF_OPEN: 2}
+
+_HELP = {
+    "recordseen": "records that named a pod",
+    "linesstale": "lines served with metadata past its TTL",
+    "linesfilenameonly": "lines served with file-name fields only",
+    "breakerstate": "0 closed (API healthy), 1 open (failing), 2 half-open (probing)",
+    "secondssincelastsuccess": "seconds since the API last answered (-1: never)",
+    "lookupspending": "lookups waiting for the API",
+    "apirequests": "API requests by HTTP status (0: no answer)",
+}
+
+
+def snapshot(store: Any, now: float) -> dict[str, Any]:
+    """All counters as a flat dict; ``store`` is a MetadataStore."""
+    c = store.counters
+    out: dict[str, Any] = {k: v for k, v in vars(c).items() if k != "apirequests"}
+    pods, nss = store.sizes()
+    out["podcachenumentries"] = pods
+    out["namespacecachenumentries"] = nss
+    out["lookupspending"] = store.pending()
+    out["breakerstate"] = _BREAKER[store.breaker_state()]
+    last = store.last_success
+    out["secondssincelastsuccess"] = -1 if last is None else round(now - last, 1)
+    out["apirequests"] = dict(c.apirequests)
+    return out
+
+
+def impstats_line(values: dict[str, Any], name: str) -> str:
+    """One line as rsyslog's impstats writes in json format."""
+    flat: dict[str, Any] = {"name": name, "origin": "kubemeta"}
+    for k, v in values.items():
+        if isinstance(v, dict):
+            for status, n in sorted(v.items()):
+                flat[f"{k}.{status}"] = n
+        else:
+            flat[k] = v
+    return json.dumps(flat, separators=(",", ":"))
+
+
+def prometheus_text(values: dict[str, Any]) -> str:
+    lines = []
+    for k, v in values.items():
+        metric = f"kubemeta_{k}"
+        gauge = k in ("breakerstate", "secondssincelastsuccess", "lookupspending") or \
+            k.endswith("numentries")
+        lines.append(f"# HELP {metric} {_HELP.get(k, k)}")
+        lines.append(f"# TYPE {metric} {'gauge' if gauge else 'counter'}")
+        if isinstance(v, dict):
+            lines.extend(f'{metric}{{status="{s}"}} {n}' for s, n in sorted(v.items()))
+        else:
+            lines.append(f"{metric} {v}")
+    return "\n".join(lines) + "\n"
+
+
+def write_atomically(path: str, text: str) -> None:
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+class StatsWriter:
+    def __init__(self, store: Any, name: str, interval: float, stats_file: str | None,
+                 prometheus_file: str | None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._store = store
+        self._name = name
+        self._interval = interval
+        self._stats_file = stats_file
+        self._prom_file = prometheus_file
+        self._clock = clock
+        self._failed = False
+
+    def enabled(self) -> bool:
+        return bool(self._stats_file or self._prom_file)
+
+    def start(self) -> None:
+        if self.enabled():
+            threading.Thread(target=self._loop, name="kubemeta-stats", daemon=True).start()
+
+    def _loop(self) -> None:
+        while True:
+            time.sleep(self._interval)
+            self.write()
+
+    def write(self) -> None:
+        values = snapshot(self._store, self._clock())
+        try:
+            if self._stats_file:
+                with open(self._stats_file, "a", encoding="utf-8") as f:
+                    f.write(impstats_line(values, self._name) + "\n")
+            if self._prom_file:
+                write_atomically(self._prom_file, prometheus_text(values))
+            self._failed = False
+        except OSError as e:
+            if not self._failed:  # once per failure streak, not every interval
+                log.error("cannot write counters: %s", e, extra={"event": "stats_error"})
+            self._failed = True

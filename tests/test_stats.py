@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from kubemeta.identify import PodRef
+from kubemeta.schema import NamespaceMeta, PodMeta
+from kubemeta.stats import StatsWriter, impstats_line, prometheus_text, snapshot
+from kubemeta.store import MetadataStore, StoreSettings
+
+from fakes import FakeClock, FakeSource
+
+POD = PodMeta("uid-1", {"app": "web"}, None, "node-1")
+NS = NamespaceMeta("ns-uid", None, None, None)
+
+
+def store_with_traffic() -> tuple[MetadataStore, FakeClock]:
+    clock = FakeClock()
+    store = MetadataStore(lambda: FakeSource({("shop", "web-1"): POD}, {"shop": NS}),  # type: ignore[arg-type,return-value]
+                          clock=clock, settings=StoreSettings(workers=1))
+    store.start()
+    store.lookup(PodRef("shop", "web-1", "app", None, None), clock() + 10)
+    store.lookup(PodRef("shop", "gone", "app", None, None), clock() + 10)
+    assert store.wait_idle(10)
+    return store, clock
+
+
+def test_snapshot_has_mmkubernetes_names_and_ours() -> None:
+    store, clock = store_with_traffic()
+    clock.advance(5)
+    v = snapshot(store, clock())
+    for name in ("recordseen", "namespacemetadatasuccess", "namespacemetadatanotfound",
+                 "namespacemetadatabusy", "namespacemetadataerror", "podmetadatasuccess",
+                 "podmetadatanotfound", "podmetadatabusy", "podmetadataerror",
+                 "podcachenumentries", "namespacecachenumentries", "podcachehits",
+                 "podcachemisses", "namespacecachehits", "namespacecachemisses",
+                 "linesstale", "linesfilenameonly", "breakerstate",
+                 "secondssincelastsuccess", "lookupspending", "apirequests"):
+        assert name in v, name
+    assert v["podmetadatasuccess"] == 1 and v["podmetadatanotfound"] == 1
+    assert v["apirequests"] == {"200": 2, "404": 1}
+    assert v["secondssincelastsuccess"] == 5.0 and v["breakerstate"] == 0
+
+
+def test_impstats_line_is_flat_json() -> None:
+    line = impstats_line({"recordseen": 3, "apirequests": {"200": 2, "403": 1}}, "kubemeta(x)")
+    assert json.loads(line) == {"name": "kubemeta(x)", "origin": "kubemeta", "recordseen": 3,
+                                "apirequests.200": 2, "apirequests.403": 1}
+
+
+def test_prometheus_text_format() -> None:
+    text = prometheus_text({"recordseen": 3, "breakerstate": 1, "apirequests": {"403": 4}})
+    assert "# TYPE kubemeta_recordseen counter\nkubemeta_recordseen 3\n" in text
+    assert "# TYPE kubemeta_breakerstate gauge\nkubemeta_breakerstate 1\n" in text
+    assert 'kubemeta_apirequests{status="403"} 4\n' in text
+
+
+def test_writer_appends_json_and_replaces_prom_file(tmp_path: Path) -> None:
+    store, _ = store_with_traffic()
+    w = StatsWriter(store, "kubemeta(x)", 60, str(tmp_path / "stats.json"),
+                    str(tmp_path / "kubemeta.prom"))
+    w.write()
+    w.write()
+    lines = (tmp_path / "stats.json").read_text().splitlines()
+    assert len(lines) == 2 and json.loads(lines[0])["podmetadatasuccess"] == 1
+    assert "kubemeta_podmetadatasuccess 1" in (tmp_path / "kubemeta.prom").read_text()
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
+
+
+def test_unwritable_files_do_not_raise(tmp_path: Path) -> None:
+    store, _ = store_with_traffic()
+    StatsWriter(store, "x", 60, str(tmp_path / "no" / "dir" / "s.json"), None).write()
