@@ -12,6 +12,7 @@ import os
 import socket
 import ssl
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -105,11 +106,40 @@ class KubeApi:
         conf.retries = False
         self._tokens = TokenSource(cfg.token, cfg.effective_token_file())
         self._kubeconfig_auth = bool(cfg.kubeconfig)
+        self._conf = conf
+        # Certificate files are read when the connection pool is built; rebuild it
+        # when they change on disk (checked at most every TLS_RECHECK seconds, and
+        # at once after a 401 or a TLS failure).
+        self._tls_files = [f for f in (conf.ssl_ca_cert, conf.cert_file, conf.key_file) if f]
+        self._tls_stamp = _stamps(self._tls_files)
+        self._tls_checked = time.monotonic()
+        self._tls_lock = threading.Lock()
+        self._client = self._new_client()
+        self._timeout = (cfg.api_connect_timeout, cfg.api_read_timeout)
+
+    TLS_RECHECK = 10.0
+
+    def _new_client(self) -> Any:
         try:
-            self._client = kubernetes.client.ApiClient(conf)
+            return kubernetes.client.ApiClient(self._conf)
         except (OSError, ssl.SSLError) as e:
             raise ConfigError(f"TLS setup failed: {e}") from e
-        self._timeout = (cfg.api_connect_timeout, cfg.api_read_timeout)
+
+    def reload_tls_if_changed(self, force: bool = False) -> bool:
+        now = time.monotonic()
+        if not self._tls_files or (not force and now - self._tls_checked < self.TLS_RECHECK):
+            return False
+        with self._tls_lock:
+            self._tls_checked = now
+            stamp = _stamps(self._tls_files)
+            if stamp == self._tls_stamp:
+                return False
+            try:
+                client = self._new_client()
+            except ConfigError:
+                return False  # half-written files: keep the old pool, look again later
+            self._client, self._tls_stamp = client, stamp
+            return True
 
     def get_pod(self, namespace: str, name: str) -> Any:
         return self._get("/api/v1/namespaces/{namespace}/pods/{name}",
@@ -129,9 +159,11 @@ class KubeApi:
 
     def on_unauthorized(self) -> None:
         self._tokens.invalidate()
+        self.reload_tls_if_changed(force=True)
 
     def _get(self, path: str, params: dict[str, str],
              query: list[tuple[str, str]] | None = None) -> Any:
+        self.reload_tls_if_changed()
         headers = {"Accept": "application/json"}
         token = self._tokens.get()
         if token:
@@ -153,13 +185,27 @@ class KubeApi:
         except ApiError:
             raise
         except Exception as e:  # urllib3, ssl, socket: everything on the way
-            raise translate_transport(e) from e
+            err = translate_transport(e)
+            if err.reason.startswith("TLS error"):
+                self.reload_tls_if_changed(force=True)
+            raise err from e
         if len(body) > MAX_BODY_BYTES:
             raise ApiBadResponse(f"answer larger than {MAX_BODY_BYTES} bytes", 200)
         try:
             return jsonlib.loads(body)
         except (ValueError, RecursionError) as e:
             raise ApiBadResponse("answer is not JSON", 200) from e
+
+
+def _stamps(paths: list[str]) -> tuple[tuple[float, int] | None, ...]:
+    out: list[tuple[float, int] | None] = []
+    for p in paths:
+        try:
+            st = os.stat(p)
+            out.append((st.st_mtime, st.st_size))
+        except OSError:
+            out.append(None)
+    return tuple(out)
 
 
 _STATUS_WORDS = {401: "Unauthorized", 403: "Forbidden", 404: "Not Found",

@@ -24,7 +24,7 @@ from typing import Any, Generic, TypeVar
 
 from cachetools import LRUCache
 
-from kubemeta.errors import ApiError, ApiNotFound, ApiUnauthorized, ConfigError
+from kubemeta.errors import ApiError, ApiNotFound, ApiUnauthorized
 from kubemeta.identify import PodRef
 from kubemeta.policy import Backoff, BreakerState
 from kubemeta.scheduler import Change, LookupScheduler
@@ -121,6 +121,9 @@ class MetadataStore:
         self._stalled = False   # a wait ran out; cleared by the next answer
         self.last_success: float | None = None
         self._outage: tuple[float, int, int] | None = None  # start, stale, file-name-only
+        self._ready = threading.Event()  # the source is built (or cannot be)
+
+    STARTUP_GRACE = 2.0
 
     # -- lifecycle --
     def start(self) -> None:
@@ -163,6 +166,12 @@ class MetadataStore:
             c.namespacecachehits += 1
         if not waits or not self.api_ok or self._stalled:
             return pe, ne
+        if not self._ready.is_set():
+            # Only in the first moments of a helper's life: building the client
+            # (importing it) takes longer than a deadline, and is not the network.
+            t0 = self._clock()
+            self._ready.wait(self.STARTUP_GRACE)
+            deadline += self._clock() - t0
         for ev in waits:
             remaining = deadline - self._clock()
             if remaining <= 0 or not ev.wait(remaining):
@@ -189,20 +198,28 @@ class MetadataStore:
     # -- the dispatcher: asks the scheduler, hands keys to free workers --
     def _dispatch(self) -> None:
         self._ensure_source()  # the slow client import, before any line needs it
+        self._ready.set()
         while True:
-            with self._wake:
-                if self._busy >= self._s.workers:
-                    self._wake.wait(1.0)
-                    continue
-                now = self._clock()
-                key, wake_at = self._sched.next(now)
-                if key is None:
-                    # Capped, so a clock that jumps cannot leave a probe overdue for long.
-                    timeout = 1.0 if wake_at is None else min(1.0, max(0.0, wake_at - now))
-                    self._wake.wait(timeout)
-                    continue
-                self._busy += 1
-            self._work.put(key)
+            try:
+                self._dispatch_one()
+            except Exception:  # the dispatcher must never die
+                log.exception("lookup dispatcher error", extra={"event": "bug"})
+                time.sleep(1.0)
+
+    def _dispatch_one(self) -> None:
+        with self._wake:
+            if self._busy >= self._s.workers:
+                self._wake.wait(1.0)
+                return
+            now = self._clock()
+            key, wake_at = self._sched.next(now)
+            if key is None:
+                # Capped, so a clock that jumps cannot leave a probe overdue for long.
+                timeout = 1.0 if wake_at is None else min(1.0, max(0.0, wake_at - now))
+                self._wake.wait(timeout)
+                return
+            self._busy += 1
+        self._work.put(key)
 
     def _work_loop(self) -> None:
         while True:
@@ -224,7 +241,7 @@ class MetadataStore:
             return self._source
         try:
             self._source = self._factory()
-        except ConfigError as e:
+        except Exception as e:  # ConfigError, or a client that cannot even be built
             log.error("cannot use the Kubernetes API: %s; answering with file-name fields only",
                       e, extra={"event": "config_error"})
             with self._lock:

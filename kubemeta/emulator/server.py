@@ -25,7 +25,11 @@ from urllib.parse import parse_qs, urlsplit
 from kubemeta.emulator.objects import REASONS, new_uid, status
 from kubemeta.emulator.pki import Pki
 
-FAULT_ACTIONS = ("status", "hang", "reset", "delay", "garbage", "truncate", "wrong_kind", "huge")
+FAULT_ACTIONS = ("status", "hang", "reset", "delay", "garbage", "truncate", "wrong_kind", "huge",
+                 "tls")
+# Phases of an API server's life, for timelines: each maps to faults (or none).
+PHASES = ("ok", "refused", "forbidden", "hang", "reset", "slow", "throttled", "unavailable",
+          "server_error", "tls", "garbage")
 
 
 @dataclass
@@ -93,10 +97,10 @@ class World:
                 return self.namespaces.pop(name, None) is not None
             return self.pods.pop((namespace or "", name), None) is not None
 
-    def take_fault(self, path: str) -> Fault | None:
+    def take_fault(self, path: str, tls: bool = False) -> Fault | None:
         with self.lock:
             for f in self.faults:
-                if f.rx.search(path):
+                if (f.action == "tls") == tls and f.rx.search(path):
                     if f.times is not None:
                         f.times -= 1
                         if f.times <= 0:
@@ -302,20 +306,43 @@ class _ApiServer(ThreadingHTTPServer):
     def __init__(self, addr: tuple[str, int], world: World, ctx: ssl.SSLContext) -> None:
         self.world = world
         self.ctx = ctx
+        self.live: set[socket.socket] = set()
+        self.live_lock = threading.Lock()
         super().__init__(addr, ApiHandler)
+
+    def drop_connections(self) -> None:
+        """As a restarting API server does: every established connection is cut."""
+        with self.live_lock:
+            socks = list(self.live)
+        for s in socks:
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
 
     def finish_request(self, request: Any, client_address: Any) -> None:
         # The TLS handshake runs here, in the request's own thread, so one slow
         # or broken client cannot hold up the accept loop.
+        fault = self.world.take_fault("", tls=True)
+        if fault is not None:
+            # Not TLS at all: the client's handshake fails.
+            self.world.record("", 0, None, "fault_tls")
+            with contextlib.suppress(OSError):
+                request.sendall(b"HTTP/1.1 400 Bad Request\r\n\r\nnot tls\r\n")
+                request.close()
+            return
         try:
             request.settimeout(30)
             tls = self.ctx.wrap_socket(request, server_side=True)
             tls.settimeout(None)
         except (OSError, ssl.SSLError):
             return
+        # wrap_socket detached ``request``: the TLS socket is the one to cut.
+        with self.live_lock:
+            self.live.add(tls)
         try:
             super().finish_request(tls, client_address)
         finally:
+            with self.live_lock:
+                self.live.discard(tls)
             with contextlib.suppress(OSError):
                 tls.close()
 
@@ -376,6 +403,12 @@ class ControlHandler(BaseHTTPRequestHandler):
                 else:
                     emu.stop_listening()
                 self._reply(200, {"ok": True})
+            elif self.path == "/phase":
+                emu.set_phase(body["phase"])
+                self._reply(200, {"ok": True})
+            elif self.path == "/timeline":
+                emu.play([(p["phase"], float(p.get("seconds", 0))) for p in body])
+                self._reply(200, {"ok": True})
             elif self.path == "/reset-counters":
                 emu.reset_counters()
                 self._reply(200, {"ok": True})
@@ -429,6 +462,8 @@ class ApiEmulator:
         self._control = _ControlServer((host, control_port), self)
         self.control_url = f"http://{host}:{self._control.server_address[1]}"
         self._lock = threading.Lock()
+        self.phase = "ok"
+        self.phase_started: dict[str, float] = {}
 
     @property
     def url(self) -> str:
@@ -457,6 +492,7 @@ class ApiEmulator:
         if srv is not None:
             srv.shutdown()
             srv.server_close()
+            srv.drop_connections()
         self.world.released.set()
 
     def add_token(self, token: str, user: str) -> None:
@@ -472,6 +508,47 @@ class ApiEmulator:
             self.world.faults.clear()
         self.world.released.set()
         self.world.released = threading.Event()
+
+    def set_phase(self, phase: str) -> None:
+        """Put the API in one phase of a restart: down, forbidden, hanging, ..."""
+        if phase not in PHASES:
+            raise ValueError(f"unknown phase {phase!r}; one of {PHASES}")
+        self.clear_faults()
+        with self._lock:
+            if self._api is not None:
+                self._api.drop_connections()
+        if phase == "refused":
+            self.stop_listening()
+            return
+        self.listen()
+        faults = {
+            "forbidden": Fault("status", status=403),
+            "hang": Fault("hang"),
+            "reset": Fault("reset"),
+            "slow": Fault("delay", seconds=2.0),
+            "throttled": Fault("status", status=429, retry_after=2),
+            "unavailable": Fault("status", status=503, retry_after=1),
+            "server_error": Fault("status", status=500),
+            "tls": Fault("tls"),
+            "garbage": Fault("garbage"),
+        }
+        if phase in faults:
+            self.add_fault(faults[phase])
+        self.phase = phase
+
+    def play(self, timeline: list[tuple[str, float]]) -> threading.Thread:
+        """Run phases one after another in the background; the last one stays."""
+
+        def run() -> None:
+            self.phase_started.clear()
+            for phase, seconds in timeline:
+                self.set_phase(phase)
+                self.phase_started.setdefault(phase, time.monotonic())
+                time.sleep(seconds)
+
+        t = threading.Thread(target=run, name="emulator-timeline", daemon=True)
+        t.start()
+        return t
 
     def reset_counters(self) -> None:
         w = self.world
