@@ -161,6 +161,10 @@ class KubeApi:
         self._tokens.invalidate()
         self.reload_tls_if_changed(force=True)
 
+    def _after_error(self, err: ApiError) -> None:
+        if err.reason.startswith("TLS error"):  # a rotated CA or client certificate?
+            self.reload_tls_if_changed(force=True)
+
     def _get(self, path: str, params: dict[str, str],
              query: list[tuple[str, str]] | None = None) -> Any:
         self.reload_tls_if_changed()
@@ -181,13 +185,14 @@ class KubeApi:
             finally:
                 resp.release_conn()
         except ApiException as e:
-            raise translate_status(e.status or 0, e.reason, e.headers, e.body) from e
+            err = translate_status(e.status or 0, e.reason, e.headers, e.body)
+            self._after_error(err)
+            raise err from e
         except ApiError:
             raise
         except Exception as e:  # urllib3, ssl, socket: everything on the way
             err = translate_transport(e)
-            if err.reason.startswith("TLS error"):
-                self.reload_tls_if_changed(force=True)
+            self._after_error(err)
             raise err from e
         if len(body) > MAX_BODY_BYTES:
             raise ApiBadResponse(f"answer larger than {MAX_BODY_BYTES} bytes", 200)
@@ -227,7 +232,11 @@ def translate_status(status: int, reason: Any, headers: Any, body: Any) -> ApiEr
     if status == 429:
         return ApiThrottled(text, status, retry_after=_retry_after(headers))
     if status == 0:
-        return ApiUnreachable(str(reason) if reason else "no answer", 0)
+        # The client wraps urllib3's SSLError itself: "SSLError\n[SSL: ...] ...".
+        text = str(reason) if reason else "no answer"
+        if text.startswith("SSLError"):
+            return ApiUnreachable(f"TLS error: {_tail(text.split(chr(10), 1)[-1])}", 0)
+        return ApiUnreachable(text, 0)
     return ApiServerError(detail, status, retry_after=_retry_after(headers))
 
 

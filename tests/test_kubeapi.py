@@ -1,0 +1,106 @@
+"""kubeapi against the emulator over real HTTPS: every way an answer goes wrong
+becomes exactly one of kubemeta's errors, never a crash."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from kubemeta import config, kubeapi
+from kubemeta.emulator import ApiEmulator, make_namespace, make_pod
+from kubemeta.emulator.server import Fault
+from kubemeta.errors import (
+    ApiBadResponse,
+    ApiError,
+    ApiForbidden,
+    ApiNotFound,
+    ApiServerError,
+    ApiThrottled,
+    ApiUnauthorized,
+    ApiUnreachable,
+)
+from kubemeta.schema import ShapeError, Shaper
+
+from conftest import TOKEN
+
+
+@pytest.fixture
+def api(emulator: ApiEmulator) -> kubeapi.ApiSource:
+    emulator.world.apply(make_namespace("shop"))
+    emulator.world.apply(make_pod("shop", "web-1", {"app": "web"}))
+    cfg = config.Config(kubernetes_url=emulator.url, ca_file=emulator.pki.ca_file, token=TOKEN,
+                        api_read_timeout=1.0, api_connect_timeout=1.0)
+    return kubeapi.ApiSource(cfg, Shaper(True, "_", []))
+
+
+def test_a_good_answer(api: kubeapi.ApiSource) -> None:
+    assert api.pod("shop", "web-1").labels == {"app": "web"}
+    with pytest.raises(ApiNotFound):
+        api.pod("shop", "ghost")
+
+
+@pytest.mark.parametrize(("fault", "error", "reason"), [
+    (Fault("status", status=403), ApiForbidden, "403 Forbidden: pods \"web-1\" is forbidden"),
+    (Fault("status", status=429, retry_after=7), ApiThrottled, "429 Too Many Requests"),
+    (Fault("status", status=503), ApiServerError, "503 Service Unavailable"),
+    (Fault("status", status=500), ApiServerError, "500 Internal Server Error"),
+    (Fault("hang"), ApiUnreachable, "timed out"),
+    (Fault("reset"), ApiUnreachable, ""),
+    (Fault("tls"), ApiUnreachable, "TLS error"),
+    (Fault("garbage"), ApiBadResponse, "not JSON"),
+    (Fault("truncate"), ApiError, ""),
+    (Fault("huge", size=5 * 1024 * 1024), ApiBadResponse, "larger than"),
+])
+def test_faults_become_our_errors(api: kubeapi.ApiSource, emulator: ApiEmulator, fault: Fault,
+                                  error: type[ApiError], reason: str) -> None:
+    emulator.add_fault(fault)
+    with pytest.raises(error) as e:
+        api.pod("shop", "web-1")
+    assert reason in e.value.reason
+    if fault.retry_after:
+        assert e.value.retry_after == fault.retry_after
+    emulator.clear_faults()
+    assert api.pod("shop", "web-1").labels == {"app": "web"}  # and it goes on
+
+
+def test_wrong_kind_is_a_shape_error(api: kubeapi.ApiSource, emulator: ApiEmulator) -> None:
+    emulator.add_fault(Fault("wrong_kind"))
+    with pytest.raises(ShapeError):
+        api.pod("shop", "web-1")
+
+
+def test_bad_token_is_unauthorized(emulator: ApiEmulator) -> None:
+    cfg = config.Config(kubernetes_url=emulator.url, ca_file=emulator.pki.ca_file, token="nope")
+    with pytest.raises(ApiUnauthorized):
+        kubeapi.KubeApi(cfg).get_namespace("default")
+
+
+def test_refused_and_dns(emulator: ApiEmulator) -> None:
+    emulator.stop_listening()
+    cfg = config.Config(kubernetes_url=emulator.url, ca_file=emulator.pki.ca_file, token=TOKEN)
+    with pytest.raises(ApiUnreachable, match="connection refused"):
+        kubeapi.KubeApi(cfg).get_namespace("default")
+    cfg = config.Config(kubernetes_url="https://kubemeta-test.invalid:6443", token=TOKEN,
+                        api_connect_timeout=2.0)
+    with pytest.raises(ApiUnreachable, match="DNS lookup failed"):
+        kubeapi.KubeApi(cfg).get_namespace("default")
+
+
+def test_rotated_client_certificate_is_reloaded(emulator: ApiEmulator, tmp_path: Path) -> None:
+    from kubemeta.emulator.pki import make_pki
+
+    foreign = make_pki(str(tmp_path / "foreign"))  # a CA the API does not trust
+    cert, key = tmp_path / "client.crt", tmp_path / "client.key"
+    cert.write_bytes(Path(foreign.client_cert).read_bytes())
+    key.write_bytes(Path(foreign.client_key).read_bytes())
+    cfg = config.Config(kubernetes_url=emulator.url, ca_file=emulator.pki.ca_file,
+                        client_cert_file=str(cert), client_key_file=str(key))
+    api = kubeapi.KubeApi(cfg)
+    with pytest.raises(ApiError):
+        api.get_namespace("default")
+    cert.write_bytes(Path(emulator.pki.client_cert).read_bytes())
+    key.write_bytes(Path(emulator.pki.client_key).read_bytes())
+    api.on_unauthorized()  # what the store does after a 401
+    with pytest.raises(ApiNotFound):  # authenticated now: the namespace just is not there
+        api.get_namespace("default")
