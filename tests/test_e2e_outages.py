@@ -17,6 +17,7 @@ FAULTS = {
     "forbidden-403": [("forbidden", 6)],
     "hang": [("hang", 6)],
     "reset": [("reset", 5)],
+    "cut-mid-answer": [("truncated", 5)],
     "slow": [("slow", 5)],
     "throttled-429": [("throttled", 5)],
     "unavailable-503": [("unavailable", 5)],

@@ -29,7 +29,7 @@ FAULT_ACTIONS = ("status", "hang", "reset", "delay", "garbage", "truncate", "wro
                  "tls")
 # Phases of an API server's life, for timelines: each maps to faults (or none).
 PHASES = ("ok", "refused", "forbidden", "hang", "reset", "slow", "throttled", "unavailable",
-          "server_error", "tls", "garbage")
+          "server_error", "tls", "garbage", "truncated")
 
 
 @dataclass
@@ -531,6 +531,7 @@ class ApiEmulator:
             "server_error": Fault("status", status=500),
             "tls": Fault("tls"),
             "garbage": Fault("garbage"),
+            "truncated": Fault("truncate"),  # the connection dies mid-answer
         }
         if phase in faults:
             self.add_fault(faults[phase])
