@@ -136,13 +136,6 @@ def field_names() -> list[str]:
     return list(_FIELDS)
 
 
-def field_default(name: str) -> Any:
-    f = _FIELDS[name]
-    if f.default is not dataclasses.MISSING:
-        return f.default
-    return None  # pragma: no cover - every field has a default
-
-
 def _check_type(name: str, value: Any) -> Any:
     if value is None and name in _OPTIONAL:
         return None
@@ -275,14 +268,6 @@ def parse_flag_value(name: str, text: str) -> Any:
         return yaml.safe_load(text)
     except yaml.YAMLError as e:
         raise ConfigError(f"--{name.replace('_', '-')}: cannot parse {text!r}: {e}") from e
-
-
-def describe() -> list[tuple[str, str, Any]]:
-    """(name, type words, default) for every key, for `kubemeta config-reference`."""
-    out = []
-    for f in fields(Config):
-        out.append((f.name, _TYPE_WORDS[_TYPES[f.name]], field_default(f.name)))
-    return out
 
 
 __all__ = ["Config", "ConfigError", "from_mapping", "load"]

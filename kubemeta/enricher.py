@@ -87,7 +87,7 @@ class Enricher:
         pe = ne = None
         if self._store is not None and ref.valid_for_api():
             now = self._clock()
-            pe, ne = self._store.lookup(ref, now + self._deadline)
+            pe, ne = self._store.lookup(ref, now + self._deadline, now)
             if pe is None:
                 self.counters.linesfilenameonly += 1
             elif pe.fresh_until <= now:

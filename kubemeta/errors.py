@@ -28,8 +28,6 @@ class ApiError(KubemetaError):
     change messages ("403 Forbidden", "connection refused").
     """
 
-    transient = True
-
     def __init__(self, reason: str, status: int = 0, retry_after: float | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
@@ -39,8 +37,6 @@ class ApiError(KubemetaError):
 
 class ApiNotFound(ApiError):
     """404: the object does not exist. A verdict, cached briefly."""
-
-    transient = False
 
 
 class ApiUnauthorized(ApiError):

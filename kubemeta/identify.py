@@ -6,6 +6,7 @@ has a few hundred log files and every line of a file names the same pod.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 from typing import NamedTuple
@@ -25,7 +26,13 @@ class PodRef(NamedTuple):
     pod_uid: str | None
 
     def valid_for_api(self) -> bool:
-        return bool(_NAME_RX.match(self.namespace) and _NAME_RX.match(self.pod))
+        return _valid_names(self.namespace, self.pod)
+
+
+@functools.lru_cache(maxsize=4096)
+def _valid_names(namespace: str, pod: str) -> bool:
+    # Asked on every line; the answer depends only on the names.
+    return bool(_NAME_RX.match(namespace) and _NAME_RX.match(pod))
 
 
 class Identifier:

@@ -13,7 +13,6 @@ import socket
 import ssl
 import threading
 import time
-from dataclasses import dataclass
 from typing import Any
 
 import kubernetes.client
@@ -68,12 +67,6 @@ class TokenSource:
     def invalidate(self) -> None:
         with self._lock:
             self._stamp = None
-
-
-@dataclass(frozen=True)
-class Reply:
-    status: int
-    body: Any
 
 
 class KubeApi:
@@ -147,15 +140,6 @@ class KubeApi:
 
     def get_namespace(self, name: str) -> Any:
         return self._get("/api/v1/namespaces/{name}", {"name": name})
-
-    def list_pods(self, namespace: str | None = None, limit: int = 1) -> Any:
-        if namespace is None:
-            return self._get("/api/v1/pods", {}, [("limit", str(limit))])
-        return self._get("/api/v1/namespaces/{namespace}/pods", {"namespace": namespace},
-                         [("limit", str(limit))])
-
-    def list_namespaces(self, limit: int = 1) -> Any:
-        return self._get("/api/v1/namespaces", {}, [("limit", str(limit))])
 
     def on_unauthorized(self) -> None:
         self._tokens.invalidate()

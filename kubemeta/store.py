@@ -138,11 +138,12 @@ class MetadataStore:
             self._wake.notify_all()
 
     # -- the per-line path --
-    def lookup(self, ref: PodRef, deadline: float) -> tuple[Entry[PodMeta] | None,
-                                                             Entry[NamespaceMeta] | None]:
+    def lookup(self, ref: PodRef, deadline: float, now: float | None = None
+               ) -> tuple[Entry[PodMeta] | None, Entry[NamespaceMeta] | None]:
         pk = (ref.namespace, ref.pod)
         nk = ref.namespace
-        now = self._clock()
+        if now is None:
+            now = self._clock()
         with self._lock:
             pe = self._pods.get(pk)
             ne = self._nss.get(nk)
