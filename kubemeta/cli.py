@@ -1,8 +1,8 @@
-"""Command line: ``kubemeta mmexternal | enrich | check | --version``.
+"""Command line: ``kubemeta mmexternal | omprog | enrich | check | --version``.
 
-In helper mode (mmexternal) stdout is rsyslog's reply pipe and stderr the same
-pipe: only replies are ever written there. The other commands talk to a human
-and may print.
+In the helper modes stdout is rsyslog's pipe (replies for mmexternal, status
+words for omprog) and stderr is the same pipe or rsyslog's: only answers are
+ever written there. The other commands talk to a human and may print.
 """
 
 from __future__ import annotations
@@ -29,6 +29,8 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     helpers = {
         "mmexternal": "run as rsyslog's mmexternal helper (interface.input=\"fulljson\")",
+        "omprog": "run as rsyslog's omprog helper (confirmMessages=\"on\"), writing enriched "
+                  "lines to the configured sink",
         "enrich": "enrich fulljson lines from a file or stdin, print one reply per line",
         "check": "validate the config, contact the API, try the reads kubemeta needs",
     }
@@ -54,8 +56,8 @@ def _overrides(ns: argparse.Namespace) -> dict[str, Any]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    if args.command == "mmexternal":
-        return _mmexternal(args)
+    if args.command in ("mmexternal", "omprog"):
+        return _helper(args, args.command)
     if args.command == "enrich":
         return _enrich(args)
     if args.command == "check":
@@ -64,17 +66,40 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 2
 
 
-def _mmexternal(args: argparse.Namespace) -> int:
+def _helper(args: argparse.Namespace, mode: str) -> int:
     from kubemeta.framing import LineFramer
-    from kubemeta.service import PipeServer, build_enricher, build_store
+    from kubemeta.service import (
+        OmprogResponder,
+        PipeServer,
+        build_enricher,
+        build_sink_writer,
+        build_store,
+    )
 
     problem: ConfigError | None = None
     try:
         cfg = config.load(args.config, _overrides(args))
+        if mode == "omprog" and cfg.sink is None:
+            raise ConfigError("sink: omprog mode needs a sink (file:/path, unix:/path or "
+                              "tcp:host:port) to write enriched lines to")
     except ConfigError as e:
         problem = e
         cfg = _salvage_log_settings(args)
     logsink.setup(cfg.log_file, cfg.log_level, helper=True)
+    framer = LineFramer(cfg.max_line_bytes)
+    if problem is not None and mode == "omprog":
+        # Without a config there is nowhere safe to write: refuse, and rsyslog
+        # keeps the records in its queue and restarts us later.
+        log.critical("configuration error: %s; refusing records until the config is fixed "
+                     "(rsyslog keeps them and retries)", problem,
+                     extra={"event": "config_error", "config": args.config})
+        refusal = f"Error: kubemeta configuration: {problem}".replace("\n", " ")[:900]
+        server = PipeServer(lambda frame: refusal.encode() + b"\n", framer,
+                            greeting=refusal.encode() + b"\n")
+        server.install_signals()
+        server.serve()
+        logging.shutdown()
+        os._exit(0)
     store = None
     stats = None
     if problem is not None:
@@ -91,10 +116,17 @@ def _mmexternal(args: argparse.Namespace) -> int:
                             cfg.stats_file, cfg.prometheus_file)
         stats.start()
     enricher = build_enricher(cfg, store)
-    server = PipeServer(enricher, LineFramer(cfg.max_line_bytes))
+    if mode == "omprog":
+        writer = build_sink_writer(cfg)
+        server = PipeServer(OmprogResponder(enricher, writer, cfg.transaction_max_bytes), framer,
+                            greeting=b"OK\n", on_hup=writer.request_reopen)
+        where = f"; sink {writer.sink}"
+    else:
+        server = PipeServer(enricher.reply, framer)
+        where = ""
     server.install_signals()
-    log.info("kubemeta %s started as mmexternal helper; API %s", __version__,
-             cfg.kubernetes_url, extra={"event": "start"})
+    log.info("kubemeta %s started as %s helper; API %s%s", __version__, mode,
+             cfg.kubernetes_url, where, extra={"event": "start"})
     why = server.serve()
     log.info("stopping (%s) after %d lines", why, server.lines, extra={"event": "stop"})
     if stats is not None:

@@ -12,7 +12,7 @@ import difflib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, NamedTuple
 
 from kubemeta.errors import ConfigError
 
@@ -37,6 +37,8 @@ DEFAULT_CONTAINER_NAME_PATTERNS: tuple[str, ...] = (
     r"^[^_]+_(?P<container_name>[^_]+)_(?P<pod_name>[^_]+)_(?P<namespace_name>[^_]+)_"
     r"(?P<pod_uid>[^_]+)_[^_]*$",
 )
+# $! members that kubemeta or rsyslog's own modules set; merge_log_key may not take one.
+RESERVED_KEYS = ("kubernetes", "docker", "log", "stream", "time", "metadata", "msg")
 REQUIRED_GROUPS = frozenset({"namespace_name", "pod_name", "container_name"})
 KNOWN_GROUPS = REQUIRED_GROUPS | {"container_id", "pod_uid"}
 
@@ -73,6 +75,10 @@ class Config:
     de_dot: bool = True
     de_dot_separator: str = "_"
     annotation_match: tuple[str, ...] = ()
+    # -- the log line itself --
+    parse_cri: bool = True
+    merge_log: bool = False
+    merge_log_key: str = "log_processed"
     # -- caching and lookups --
     pod_cache_ttl: float = 300.0
     namespace_cache_ttl: float = 900.0
@@ -93,6 +99,12 @@ class Config:
     stats_interval: float = 60.0
     stats_file: str | None = None
     prometheus_file: str | None = None
+    # -- omprog mode: where enriched lines go --
+    sink: str | None = None
+    sink_timeout: float = 5.0
+    sink_retry_initial: float = 0.2
+    sink_retry_max: float = 5.0
+    transaction_max_bytes: int = 4 * 1024 * 1024
     # -- input safety --
     max_line_bytes: int = 8 * 1024 * 1024
 
@@ -159,7 +171,8 @@ def _check_type(name: str, value: Any) -> Any:
 
 def _validate(cfg: Config) -> None:
     for name in ("api_connect_timeout", "api_read_timeout", "lookup_deadline", "retry_initial",
-                 "retry_max", "max_request_rate", "stats_interval"):
+                 "retry_max", "max_request_rate", "stats_interval", "sink_timeout",
+                 "sink_retry_initial", "sink_retry_max"):
         if getattr(cfg, name) <= 0:
             raise ConfigError(f"{name}: must be greater than 0, got {getattr(cfg, name)}")
     for name in ("pod_cache_ttl", "namespace_cache_ttl", "not_found_ttl", "error_retry_interval",
@@ -170,6 +183,15 @@ def _validate(cfg: Config) -> None:
                  "request_burst"):
         if getattr(cfg, name) < 1:
             raise ConfigError(f"{name}: must be at least 1, got {getattr(cfg, name)}")
+    if cfg.transaction_max_bytes < 1024:
+        raise ConfigError("transaction_max_bytes: must be at least 1024, "
+                          f"got {cfg.transaction_max_bytes}")
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.-]*", cfg.merge_log_key) or \
+            cfg.merge_log_key in RESERVED_KEYS:
+        raise ConfigError(f"merge_log_key: a plain name other than {', '.join(RESERVED_KEYS)}; "
+                          f"got {cfg.merge_log_key!r}")
+    if cfg.sink is not None:
+        parse_sink(cfg.sink)
     if cfg.max_line_bytes < 1024:
         raise ConfigError(f"max_line_bytes: must be at least 1024, got {cfg.max_line_bytes}")
     if cfg.log_level.lower() not in ("debug", "info", "warning", "error"):
@@ -271,3 +293,33 @@ def parse_flag_value(name: str, text: str) -> Any:
 
 
 __all__ = ["Config", "ConfigError", "from_mapping", "load"]
+
+
+class Sink(NamedTuple):
+    """Where omprog mode writes: ``kind`` is file, unix or tcp."""
+
+    kind: str
+    path: str = ""
+    host: str = ""
+    port: int = 0
+
+    def __str__(self) -> str:
+        return f"tcp:{self.host}:{self.port}" if self.kind == "tcp" else f"{self.kind}:{self.path}"
+
+
+def parse_sink(text: str) -> Sink:
+    """``file:/path``, ``unix:/path`` or ``tcp:host:port`` (``tcp:[::1]:port`` for IPv6)."""
+    kind, _, rest = text.partition(":")
+    if kind in ("file", "unix"):
+        if not rest.startswith("/"):
+            raise ConfigError(f"sink: {kind}: needs an absolute path, got {text!r}")
+        return Sink(kind, path=rest)
+    if kind == "tcp":
+        m = re.fullmatch(r"\[([0-9A-Fa-f:.]+)\]:([0-9]+)|([^:\[\]]+):([0-9]+)", rest)
+        if m:
+            host = m.group(1) or m.group(3)
+            port = int(m.group(2) or m.group(4))
+            if 0 < port < 65536:
+                return Sink("tcp", host=host, port=port)
+        raise ConfigError(f"sink: expected tcp:host:port, got {text!r}")
+    raise ConfigError(f"sink: expected file:/path, unix:/path or tcp:host:port, got {text!r}")

@@ -16,7 +16,8 @@ from kubemeta import jsonlib
 from kubemeta.errors import RecordError
 from kubemeta.framing import Frame, _Oversize
 from kubemeta.identify import Identifier, PodRef
-from kubemeta.record import RecordReader
+from kubemeta.logline import parse_cri, parse_json_log
+from kubemeta.record import RecordReader, Sources
 from kubemeta.schema import reply_object
 from kubemeta.store import Counters, MetadataStore
 
@@ -45,13 +46,26 @@ class Throttle:
 
 
 class Enricher:
+    """Per-line logic for both modes: the mmexternal reply and the omprog sink line.
+
+    A record yields up to three kinds of ``$!`` members: ``kubernetes`` and
+    ``docker`` (serialized once per pod and container, reused while the
+    metadata is unchanged), the docker-style ``log``/``stream``/``time`` of a
+    CRI record, and the application's own JSON under ``merge_log_key``.
+    """
+
     MEMO_SIZE = 4096
+    # What kubemeta itself sets in $!, in reply order.
+    POD_KEYS = ("kubernetes", "docker")
+    CRI_KEYS = ("log", "stream", "time")
 
     def __init__(self, reader: RecordReader, identifier: Identifier,
                  store: MetadataStore | None, master_url: str, deadline: float,
                  clock: Callable[[], float] = time.monotonic,
                  dumps: Callable[[Any], bytes] = jsonlib.dumps,
-                 counters: Counters | None = None) -> None:
+                 counters: Counters | None = None, parse_cri: bool = True,
+                 merge_log_key: str | None = None,
+                 loads: Callable[[bytes], Any] = jsonlib.loads) -> None:
         self._reader = reader
         self._identify = identifier.identify
         self._store = store
@@ -59,30 +73,96 @@ class Enricher:
         self._deadline = deadline
         self._clock = clock
         self._dumps = dumps
+        self._loads = loads
+        self._parse_cri = parse_cri
+        self._merge_key = merge_log_key
+        self._merge_prefix = dumps(merge_log_key) + b":" if merge_log_key else b""
         self._memo: dict[PodRef, tuple[Any, Any, bytes]] = {}
         self._throttle = Throttle(clock)
         self.counters = store.counters if store is not None else (counters or Counters())
 
     def reply(self, frame: Frame) -> bytes:
+        """The mmexternal reply to one line: ``{"$!":{...}}\\n``, or ``{}\\n``. Never raises."""
         try:
-            return self._reply(frame)
+            src = self._read(frame, "answered {}")
+            if src is None:
+                return EMPTY
+            members, _ = self._members(src)
+            if not members:
+                return EMPTY
+            return b'{"$!":{' + members + b"}}\n"
         except Exception as e:  # the pipe must stay in step whatever happens
             self._problem("bug", "could not enrich a record (%s: %s); answered {}",
                           type(e).__name__, e)
             return EMPTY
 
-    def _reply(self, frame: Frame) -> bytes:
-        if isinstance(frame, _Oversize):
-            self._problem("oversize", "a record longer than max_line_bytes was answered {}")
-            return EMPTY
+    def enriched(self, frame: Frame) -> bytes | None:
+        """The record's ``$!`` tree with kubemeta's members set, as one JSON line.
+
+        This is what the omprog sink receives: after ``mmjsonparse`` it is the
+        same ``$!`` tree the mmexternal setup produces. A record with no log text
+        keeps its message under ``msg``, so no text is lost. A line that is not
+        JSON is passed on as it is. None only for a line too long to have been
+        kept (longer than max_line_bytes). Never raises.
+        """
+        raw = None if isinstance(frame, _Oversize) else frame + b"\n"
+        src = self._read(frame, "dropped" if raw is None else "passed on as it is")
+        if src is None:
+            return raw
         try:
-            src = self._reader.read(frame)
+            members, keys = self._members(src)
+            tree = src.tree or {}
+            rest = {k: v for k, v in tree.items() if k not in keys} if keys else dict(tree)
+            if "log" not in keys and "log" not in rest and src.msg is not None:
+                rest.setdefault("msg", src.msg)
+            head = self._dumps(rest)[:-1]
+            if members:
+                return head + (b"," if len(head) > 1 else b"") + members + b"}\n"
+            return head + b"}\n"
+        except Exception as e:
+            self._problem("bug", "could not enrich a record (%s: %s); passed on as it is",
+                          type(e).__name__, e)
+            return raw
+
+    def _read(self, frame: Frame, outcome: str) -> Sources | None:
+        """The record's fields, or None (logged, with ``outcome``) when there are none."""
+        if isinstance(frame, _Oversize):
+            self._problem("oversize", "a record longer than max_line_bytes was %s", outcome)
+            return None
+        try:
+            return self._reader.read(frame)
         except RecordError as e:
-            self._problem("bad_record", "unreadable record from rsyslog (%s); answered {}", e)
-            return EMPTY
+            self._problem("bad_record", "unreadable record from rsyslog (%s); %s", e, outcome)
+            return None
+
+    def _members(self, src: Sources) -> tuple[bytes, tuple[str, ...]]:
+        """The serialized ``$!`` members kubemeta sets for one record, and their keys."""
+        out: list[bytes] = []
+        keys: tuple[str, ...] = ()
+        pod = self._pod_members(src)
+        if pod is not None:
+            out.append(pod)
+            keys = self.POD_KEYS
+        text = src.log
+        if self._parse_cri and text is None and src.msg is not None:
+            cri = parse_cri(src.msg)
+            if cri is not None:
+                self.counters.linescri += 1
+                out.append(self._dumps(cri._asdict())[1:-1])
+                keys += self.CRI_KEYS
+                text = cri.log
+        if self._merge_key is not None and text is not None:
+            obj = parse_json_log(text, self._loads)
+            if obj is not None:
+                out.append(self._merge_prefix + self._dumps(obj))
+                keys += (self._merge_key,)
+        return b",".join(out), keys
+
+    def _pod_members(self, src: Sources) -> bytes | None:
+        """``"kubernetes":{...},"docker":{...}``, memoised per container and metadata version."""
         ref = self._identify(src)
         if ref is None:
-            return EMPTY
+            return None
         self.counters.recordseen += 1
         pe = ne = None
         if self._store is not None and ref.valid_for_api():
@@ -99,7 +179,7 @@ class Enricher:
         if pod is not None and ref.pod_uid and pod.uid and pod.uid != ref.pod_uid:
             pod = None  # a recreated pod of the same name: do not lend it our metadata
         ns = ne.value if ne is not None else None
-        out = self._dumps(reply_object(ref, pod, ns, self._master_url)) + b"\n"
+        out = self._dumps(reply_object(ref, pod, ns, self._master_url)["$!"])[1:-1]
         if len(self._memo) >= self.MEMO_SIZE:
             self._memo.clear()
         self._memo[ref] = (pe, ne, out)

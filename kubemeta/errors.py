@@ -2,7 +2,8 @@
 
 Bad input from rsyslog raises RecordError and nothing else; problems with the
 configuration raise ConfigError; everything the Kubernetes API (or the road to
-it) does wrong is translated once, in kubeapi, into an ApiError subclass.
+it) does wrong is translated once, in kubeapi, into an ApiError subclass; a
+sink that does not take a line in omprog mode raises SinkError.
 """
 
 from __future__ import annotations
@@ -18,6 +19,10 @@ class RecordError(KubemetaError):
 
 class ConfigError(KubemetaError):
     """A configuration problem, worded for the operator who has to fix it."""
+
+
+class SinkError(KubemetaError):
+    """omprog mode: the sink did not take a line; rsyslog is told and resends it."""
 
 
 class ApiError(KubemetaError):

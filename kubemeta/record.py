@@ -1,9 +1,11 @@
 """What a fulljson line from rsyslog tells us: sans-IO, bytes in, values out.
 
 rsyslog's fulljson line is a JSON object whose "$!" member holds the message
-variable tree. We only need up to three strings from it (the log file name and
-the journald CONTAINER_NAME / CONTAINER_ID_FULL fields). Anything that is not
-a JSON object raises RecordError, the only error this module raises.
+variable tree. We need up to three strings from it to identify the pod (the log
+file name and the journald CONTAINER_NAME / CONTAINER_ID_FULL fields), plus the
+message text (a CRI record arrives there unparsed), the docker ``log`` field and
+the tree itself. Anything that is not a JSON object raises RecordError, the only
+error this module raises.
 """
 
 from __future__ import annotations
@@ -16,11 +18,19 @@ from kubemeta.errors import RecordError
 
 
 class Sources(NamedTuple):
-    """The raw identification fields of one record (None when absent)."""
+    """The raw fields of one record (None when absent).
+
+    The first three identify the pod; ``msg`` is the message text, ``log`` the
+    docker json-file text that mmjsonparse put at ``$!log``, ``tree`` the whole
+    ``$!`` object (the omprog sink writes it back out).
+    """
 
     filename: str | None
     container_name: str | None
     container_id: str | None
+    msg: str | None = None
+    log: str | None = None
+    tree: dict[str, Any] | None = None
 
 
 def compile_path(path: str) -> tuple[str, ...]:
@@ -61,15 +71,22 @@ class RecordReader:
             raise RecordError(f"not valid JSON: {_short(str(e))}") from e
         if not isinstance(obj, dict):
             raise RecordError(f"expected a JSON object, got {type(obj).__name__}")
+        msg = obj.get("msg")
+        if not isinstance(msg, str):
+            msg = None
         tree = obj.get("$!")
         if tree is None:
-            return Sources(None, None, None)
+            return Sources(None, None, None, msg)
         if not isinstance(tree, dict):
             raise RecordError(f"\"$!\" is a {type(tree).__name__}, not an object")
+        text = tree.get("log")
         return Sources(
             _dig(tree, self._fn, self._labels[0]),
             _dig(tree, self._cn, self._labels[1]),
             _dig(tree, self._ci, self._labels[2]),
+            msg,
+            text if isinstance(text, str) else None,
+            tree,
         )
 
 

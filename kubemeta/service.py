@@ -14,13 +14,16 @@ import time
 from collections.abc import Callable
 from types import FrameType
 
-from kubemeta.config import Config
+from kubemeta.config import Config, parse_sink
 from kubemeta.enricher import Enricher
-from kubemeta.framing import LineFramer
+from kubemeta.errors import SinkError
+from kubemeta.framing import Frame, LineFramer
 from kubemeta.identify import Identifier
+from kubemeta.omprog import OmprogSession
 from kubemeta.policy import Backoff
 from kubemeta.record import RecordReader
 from kubemeta.schema import Shaper
+from kubemeta.sink import SinkWriter
 from kubemeta.store import MetadataStore, Source, StoreSettings
 
 log = logging.getLogger("kubemeta")
@@ -56,7 +59,15 @@ def build_enricher(cfg: Config, store: MetadataStore | None,
     reader = RecordReader(cfg.filename_path, cfg.container_name_path, cfg.container_id_path)
     identifier = Identifier(cfg.filename_patterns, cfg.container_name_patterns)
     return Enricher(reader, identifier, store, cfg.kubernetes_url,
-                    cfg.lookup_deadline if deadline is None else deadline)
+                    cfg.lookup_deadline if deadline is None else deadline,
+                    parse_cri=cfg.parse_cri,
+                    merge_log_key=cfg.merge_log_key if cfg.merge_log else None)
+
+
+def build_sink_writer(cfg: Config) -> SinkWriter:
+    assert cfg.sink is not None
+    return SinkWriter(parse_sink(cfg.sink), cfg.sink_timeout,
+                      Backoff(cfg.sink_retry_initial, cfg.sink_retry_max, cfg.sink_retry_initial))
 
 
 class _Stop(Exception):
@@ -64,13 +75,20 @@ class _Stop(Exception):
 
 
 class PipeServer:
-    """Reads lines from ``in_fd``, writes one reply per line to ``out_fd``, in order."""
+    """Reads lines from ``in_fd``, writes one answer per line to ``out_fd``, in order.
+
+    ``respond`` is the mode: the enricher's reply for mmexternal, a status line
+    for omprog. ``greeting`` is written first (omprog's initial ``OK``).
+    """
 
     READ_SIZE = 1 << 16
 
-    def __init__(self, enricher: Enricher, framer: LineFramer, in_fd: int = 0,
-                 out_fd: int = 1) -> None:
-        self._enricher = enricher
+    def __init__(self, respond: Callable[[Frame], bytes], framer: LineFramer, in_fd: int = 0,
+                 out_fd: int = 1, greeting: bytes = b"",
+                 on_hup: Callable[[], None] | None = None) -> None:
+        self._respond = respond
+        self._greeting = greeting
+        self._on_hup = on_hup
         self._framer = framer
         self._in = in_fd
         self._out = out_fd
@@ -81,7 +99,11 @@ class PipeServer:
     def install_signals(self) -> None:
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
-        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        if self._on_hup is None:
+            signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        else:
+            hup = self._on_hup
+            signal.signal(signal.SIGHUP, lambda signum, frame: hup())
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         self._stopping = True
@@ -91,9 +113,11 @@ class PipeServer:
 
     def serve(self) -> str:
         """Returns why it stopped: 'eof', 'signal' or 'pipe closed'."""
-        reply = self._enricher.reply
+        reply = self._respond
         feed = self._framer.feed
         try:
+            if self._greeting:
+                self._write_all(self._greeting)
             while not self._stopping:
                 self._reading = True
                 try:
@@ -126,3 +150,25 @@ class PipeServer:
         while view:
             n = os.write(self._out, view)
             view = view[n:]
+
+
+class OmprogResponder:
+    """omprog mode: enrich, hand the sink what the protocol says, answer with a status."""
+
+    def __init__(self, enricher: Enricher, writer: SinkWriter, max_batch: int) -> None:
+        self._session = OmprogSession(enricher.enriched, max_batch)
+        self._writer = writer
+        self._counters = enricher.counters
+
+    def __call__(self, frame: Frame) -> bytes:
+        step = self._session.step(frame)
+        if step.data is not None:
+            try:
+                self._writer.write(step.data)
+            except SinkError as e:
+                self._session.failed()
+                self._counters.sinkfailures += 1
+                # One line, no newline inside: omprog reads exactly one.
+                return f"Error: {e}".replace("\n", " ").encode("utf-8", "replace")[:1000] + b"\n"
+            self._counters.sinklines += step.data.count(b"\n")
+        return step.status.encode() + b"\n"

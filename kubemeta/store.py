@@ -65,6 +65,9 @@ class Counters:
     namespacecachemisses: int = 0
     linesstale: int = 0          # served from metadata past its TTL
     linesfilenameonly: int = 0   # the pod was not known: file-name fields only
+    linescri: int = 0            # CRI records unframed into log/stream/time
+    sinklines: int = 0           # omprog: lines the sink took
+    sinkfailures: int = 0        # omprog: writes that failed and were answered with an error
     apirequests: Counter[str] = field(default_factory=Counter)  # by HTTP status, 0: none
 
 

@@ -3,7 +3,7 @@
 # Debian's python3 and packaged libraries, the versions kubemeta supports.
 # Extra pip extras may be given in $KUBEMETA_EXTRAS (e.g. "test").
 
-APT_PACKAGES="rsyslog rsyslog-kubernetes openssl python3 python3-venv python3-pip
+APT_PACKAGES="rsyslog rsyslog-kubernetes rsyslog-kafka openssl python3 python3-venv python3-pip
   python3-kubernetes python3-cachetools python3-tenacity python3-systemd python3-yaml"
 VENV=${KUBEMETA_VENV:-.venv}
 

@@ -16,20 +16,28 @@ from kubemeta.emulator import ApiEmulator, make_namespace, make_pod  # noqa: E40
 from kubemeta.emulator.pki import make_pki  # noqa: E402
 
 from harness import (  # noqa: E402
+    CRI,
     Rsyslog,
     container_log,
+    cri_line,
     docker_line,
     kubemeta_config,
     shipped_snippet,
     write_lines,
 )
 
+# (namespace, pod, container, runtime, lines): a node running containerd (CRI
+# log format) next to a docker json-file one, as during a runtime migration.
 SAMPLES = [
-    ("shop", "web-7d9f8-abcde", "app", ["GET /cart 200 12ms", "GET /checkout 200 48ms"]),
-    ("shop", "web-7d9f8-abcde", "istio-proxy", ["[2026-11-21T10:00:00Z] \"GET /cart\" 200"]),
-    ("shop", "payments-0", "worker", ["charged order 1234", "charged order 1235"]),
-    ("monitoring", "prometheus-0", "prometheus", ["Server is ready to receive web requests."]),
-    ("shop", "not-in-the-api", "app", ["a pod the API does not know: file-name fields"]),
+    ("shop", "web-7d9f8-abcde", "app", "cri",
+     ["GET /cart 200 12ms", "GET /checkout 200 48ms",
+      "a 40 KiB line, split by containerd into three pieces: " + "x" * 40000]),
+    ("shop", "web-7d9f8-abcde", "istio-proxy", "cri",
+     ["[2026-11-21T10:00:00Z] \"GET /cart\" 200"]),
+    ("shop", "payments-0", "worker", "docker", ["charged order 1234", "charged order 1235"]),
+    ("monitoring", "prometheus-0", "prometheus", "docker",
+     ["Server is ready to receive web requests."]),
+    ("shop", "not-in-the-api", "app", "cri", ["a pod the API does not know: file-name fields"]),
 ]
 
 
@@ -49,12 +57,16 @@ def main() -> int:
     emu.world.apply(make_pod("shop", "payments-0", {"app.kubernetes.io/name": "payments"}))
     emu.world.apply(make_pod("monitoring", "prometheus-0", {"app": "prometheus"}))
     total = 0
-    for ns, pod, cont, lines in SAMPLES:
-        write_lines(container_log(tmp, ns, pod, cont), [docker_line(t) for t in lines])
+    runtime = {}
+    for ns, pod, cont, kind, lines in SAMPLES:
+        path = container_log(tmp, ns, pod, cont)
+        runtime[str(path)] = kind
+        line = cri_line if kind == "cri" else docker_line
+        write_lines(path, [line(t) for t in lines])
         total += len(lines)
 
     cfg = kubemeta_config(tmp, emu, tmp / "token", lookup_deadline=2)
-    rsyslog = Rsyslog(tmp, shipped_snippet(tmp, cfg), "rsyslog")
+    rsyslog = Rsyslog(tmp, shipped_snippet(tmp, cfg, name=CRI), "rsyslog")
     print(f"API emulator at {emu.url}; rsyslogd config {rsyslog.conf}")
     check = rsyslog.validate()
     if check.returncode != 0:
@@ -64,14 +76,22 @@ def main() -> int:
         records = rsyslog.wait_records(total, timeout=60)
     emu.close()
 
-    print(f"\n{len(records)} container log lines came out of rsyslogd enriched:\n")
+    print(f"\n{len(records)} container log lines (CRI and docker json-file) came out of "
+          "rsyslogd enriched:\n")
     for r in records:
         k = r.get("kubernetes", {})
         labels = ",".join(f"{a}={b}" for a, b in (k.get("labels") or {}).items()) or "-"
-        print(f"  {k.get('namespace_name')}/{k.get('pod_name')}/{k.get('container_name')}"
-              f"  labels[{labels}]  host={k.get('host', '-')}  log={r['log'].strip()!r}")
+        text = r["log"].strip()
+        text = text if len(text) <= 60 else f"{text[:57]}... ({len(text)} chars)"
+        kind = runtime.get(r.get("metadata", {}).get("filename", ""), "?")
+        print(f"  [{kind:6}] {k.get('namespace_name')}/{k.get('pod_name')}/"
+              f"{k.get('container_name')}  labels[{labels}]  host={k.get('host', '-')}  "
+              f"{r.get('stream', '-')}  log={text!r}")
     print("\nOne whole record, as your outputs receive it:\n")
     print(json.dumps(records[0], indent=2))
+    if len(records) != total:
+        print(f"expected {total} records, got {len(records)}")
+        return 1
     print(f"\nkubemeta's own log: {tmp / 'kubemeta.log'}" if args.keep else "")
     if not args.keep:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -7,8 +7,10 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -20,7 +22,10 @@ from kubemeta import config
 from kubemeta.emulator.objects import container_id
 
 REPO = Path(__file__).resolve().parent.parent
-SNIPPET = REPO / "rsyslog.d" / "50-kubemeta.conf"
+SHIPPED = REPO / "rsyslog.d"
+DOCKER = "50-kubemeta-docker.conf"
+CRI = "50-kubemeta-cri.conf"
+OMPROG = "50-kubemeta-omprog.conf"
 KUBEMETA_BIN = Path(sys.executable).parent / "kubemeta"
 RSYSLOGD = shutil.which("rsyslogd") or "/usr/sbin/rsyslogd"
 
@@ -48,11 +53,18 @@ def kubemeta_config(tmp: Path, emulator: Any, token_file: Path | None, **extra: 
     return path
 
 
-def shipped_snippet(tmp: Path, kubemeta_yaml: Path, binary: Path = KUBEMETA_BIN) -> str:
-    """The shipped rsyslog.d file with only its paths substituted."""
-    text = SNIPPET.read_text()
+def enriched_socket(tmp: Path) -> Path:
+    """Where the omprog setup's listener is, under ``tmp``."""
+    return tmp / "enriched.sock"
+
+
+def shipped_snippet(tmp: Path, kubemeta_yaml: Path, binary: Path = KUBEMETA_BIN,
+                    name: str = DOCKER) -> str:
+    """A shipped rsyslog.d file with only its paths substituted."""
+    text = (SHIPPED / name).read_text()
     text = text.replace("/var/log/containers/", f"{tmp / 'containers'}/")
     text = text.replace("/usr/bin/kubemeta", str(binary))
+    text = text.replace("/run/kubemeta-enriched.sock", str(enriched_socket(tmp)))
     return text.replace("/etc/kubemeta/kubemeta.yaml", str(kubemeta_yaml))
 
 
@@ -68,7 +80,7 @@ ruleset(name="kubemeta_output") {{
 class Rsyslog:
     """An rsyslogd in the foreground with a config of our making."""
 
-    def __init__(self, tmp: Path, body: str, name: str = "rsyslog") -> None:
+    def __init__(self, tmp: Path, body: str, name: str = "rsyslog", output: bool = True) -> None:
         self.tmp = tmp
         self.work = tmp / f"{name}-work"
         self.work.mkdir(exist_ok=True)
@@ -77,7 +89,8 @@ class Rsyslog:
         self.pidfile = tmp / f"{name}.pid"
         self.stderr = tmp / f"{name}.stderr"
         header = f'global(workDirectory="{self.work}")\n'
-        self.conf.write_text(header + body + OUTPUT_RULESET.format(out=self.out))
+        tail = OUTPUT_RULESET.format(out=self.out) if output else ""
+        self.conf.write_text(header + body + tail)
         self.proc: subprocess.Popen[bytes] | None = None
 
     def validate(self) -> subprocess.CompletedProcess[str]:
@@ -85,7 +98,7 @@ class Rsyslog:
                               text=True, timeout=60)
 
     def start(self) -> Rsyslog:
-        with open(self.stderr, "wb") as err:
+        with open(self.stderr, "ab") as err:
             self.proc = subprocess.Popen(
                 [RSYSLOGD, "-n", "-f", str(self.conf), "-i", str(self.pidfile)],
                 stdin=subprocess.DEVNULL, stdout=err, stderr=err, env={})
@@ -139,6 +152,15 @@ def docker_line(text: str, stream: str = "stdout", t: str = "2026-11-21T10:00:00
     return json.dumps({"log": text + "\n", "stream": stream, "time": t}) + "\n"
 
 
+def cri_line(text: str, stream: str = "stdout", t: str = "2026-11-21T10:00:00.000000001Z",
+             piece: int = 16384) -> str:
+    """One application line as containerd writes it: split into P pieces of ``piece``
+    bytes, the last one F."""
+    chunks = [text[i:i + piece] for i in range(0, len(text), piece)] or [""]
+    tags = ["P"] * (len(chunks) - 1) + ["F"]
+    return "".join(f"{t} {stream} {tag} {chunk}\n" for tag, chunk in zip(tags, chunks, strict=True))
+
+
 def container_log(tmp: Path, namespace: str, pod: str, container: str) -> Path:
     d = tmp / "containers"
     d.mkdir(exist_ok=True)
@@ -151,8 +173,8 @@ def write_lines(path: Path, lines: Iterable[str]) -> None:
             f.write(line)
 
 
-def helper_pids(binary: Path = KUBEMETA_BIN) -> list[int]:
-    """kubemeta helper processes running from ``binary``."""
+def helper_pids(binary: Path = KUBEMETA_BIN, mode: str = "mmexternal") -> list[int]:
+    """kubemeta helper processes running from ``binary`` in ``mode``."""
     pids = []
     for d in Path("/proc").iterdir():
         if not d.name.isdigit():
@@ -161,7 +183,7 @@ def helper_pids(binary: Path = KUBEMETA_BIN) -> list[int]:
             cmd = (d / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if b"mmexternal" in cmd and any(str(binary).encode() in c for c in cmd):
+        if mode.encode() in cmd and any(str(binary).encode() in c for c in cmd):
             pids.append(int(d.name))
     return pids
 
@@ -233,3 +255,73 @@ def fulljson(filename: str | None, **fields: Any) -> bytes:
            "app-name": "kubernetes", "procid": "-", "msgid": "-", "uuid": None,
            "$!": tree or None}
     return json.dumps(obj, separators=(", ", ": ")).replace("/", "\\/").encode()
+
+
+class LineConsumer:
+    """A listening socket (unix path, or ("127.0.0.1", 0) for TCP) whose connections
+    are read line by line into ``lines``. ``reading`` paused stops the reads;
+    ``close`` drops listener and connections abruptly (unread bytes are lost, as
+    when a consumer dies) and ``open`` listens again at the same address."""
+
+    def __init__(self, address: str | tuple[str, int]) -> None:
+        self.address = address
+        self.lines: list[bytes] = []
+        self.lock = threading.Lock()
+        self.reading = threading.Event()
+        self.reading.set()
+        self.conns: list[socket.socket] = []
+        self.srv: socket.socket | None = None
+        self.open()
+
+    def open(self) -> None:
+        if isinstance(self.address, str):
+            if os.path.exists(self.address):
+                os.unlink(self.address)
+            srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        else:
+            srv = socket.socket()
+        srv.bind(self.address)
+        self.address = srv.getsockname() if not isinstance(self.address, str) else self.address
+        srv.listen()
+        self.srv = srv
+        threading.Thread(target=self._accept, args=(srv,), daemon=True).start()
+
+    def close(self) -> None:
+        assert self.srv is not None
+        # shutdown() first: close() alone leaves a thread blocked in accept() listening.
+        self.srv.shutdown(socket.SHUT_RDWR)
+        self.srv.close()
+        for c in self.conns:
+            c.close()
+        self.conns = []
+
+    def _accept(self, srv: socket.socket) -> None:
+        while True:
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                return
+            self.conns.append(conn)
+            threading.Thread(target=self._read, args=(conn,), daemon=True).start()
+
+    def _read(self, conn: socket.socket) -> None:
+        buf = b""
+        while True:
+            self.reading.wait()
+            try:
+                data = conn.recv(65536)
+            except OSError:
+                return
+            if not data:
+                return
+            buf += data
+            *done, buf = buf.split(b"\n")
+            with self.lock:
+                self.lines.extend(done)
+
+    def wait_lines(self, n: int, timeout: float = 10.0) -> list[bytes]:
+        deadline = time.monotonic() + timeout
+        while len(self.lines) < n and time.monotonic() < deadline:
+            time.sleep(0.01)
+        with self.lock:
+            return list(self.lines)

@@ -41,7 +41,9 @@ def test_reads_rsyslog_fulljson(codec: jsonlib.Codec) -> None:
     line = (b'{ "msg": "x", "rawmsg": "x", "uuid": null, "$!": { "metadata": { "filename": '
             b'"\\/var\\/log\\/containers\\/a_b_c-1.log", "fileoffset": "0" }, "log": "x\\n" } }')
     r = RecordReader("$!metadata!filename", "$!CONTAINER_NAME", "$!CONTAINER_ID_FULL", codec.loads)
-    assert r.read(line) == Sources("/var/log/containers/a_b_c-1.log", None, None)
+    src = r.read(line)
+    assert src[:5] == ("/var/log/containers/a_b_c-1.log", None, None, "x", "x\n")
+    assert src.tree is not None and src.tree["metadata"]["fileoffset"] == "0"
 
 
 @pytest.mark.parametrize("codec", CODECS, ids=lambda c: c.name)
@@ -59,9 +61,10 @@ def test_hostile_lines_raise_record_error_only(codec: jsonlib.Codec, line: bytes
 
 def test_missing_fields_are_not_errors() -> None:
     r = RecordReader("$!metadata!filename", "$!CONTAINER_NAME", "$!CONTAINER_ID_FULL")
-    assert r.read(b'{"msg": "x", "$!": null}') == Sources(None, None, None)
-    assert r.read(b'{"msg": "x"}') == Sources(None, None, None)
-    assert r.read(b'{"$!": {"metadata": "flat"}}') == Sources(None, None, None)
+    assert r.read(b'{"msg": "x", "$!": null}') == Sources(None, None, None, "x")
+    assert r.read(b'{"msg": 7}') == Sources(None, None, None)
+    assert r.read(b'{"$!": {"metadata": "flat", "log": 1}}') == \
+        Sources(None, None, None, tree={"metadata": "flat", "log": 1})
 
 
 @pytest.mark.parametrize("codec", CODECS, ids=lambda c: c.name)

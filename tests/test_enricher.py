@@ -1,0 +1,122 @@
+"""The per-line logic of both modes, with a real store over a counting fake source."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import pytest
+
+from kubemeta import config
+from kubemeta.enricher import Enricher
+from kubemeta.framing import OVERSIZE
+from kubemeta.identify import Identifier
+from kubemeta.policy import Backoff
+from kubemeta.record import RecordReader
+from kubemeta.schema import NamespaceMeta, PodMeta
+from kubemeta.store import MetadataStore, StoreSettings
+
+from fakes import FakeSource
+
+CID = "a" * 64
+FILE = f"/var/log/containers/web-1_shop_app-{CID}.log"
+T = "2026-11-21T10:00:00.000000001Z"
+POD = PodMeta("uid-1", {"app": "web"}, None, "node-1")
+NS = NamespaceMeta("ns-uid", {"team": "a"}, None, "2026-01-01T00:00:00Z")
+
+
+def enricher(**kw: Any) -> tuple[Enricher, FakeSource]:
+    src = FakeSource({("shop", "web-1"): POD}, {"shop": NS})
+    settings = StoreSettings(workers=1, backoff=Backoff(1.0, 30.0, 0.0), max_request_rate=1000,
+                             request_burst=1000)
+    store = MetadataStore(lambda: src, clock=time.monotonic,  # type: ignore[arg-type, return-value]
+                          settings=settings)
+    store.start()
+    reader = RecordReader("$!metadata!filename", "$!CONTAINER_NAME", "$!CONTAINER_ID_FULL")
+    ident = Identifier(config.DEFAULT_FILENAME_PATTERNS, config.DEFAULT_CONTAINER_NAME_PATTERNS)
+    return Enricher(reader, ident, store, "https://api:6443", 10.0, **kw), src
+
+
+def line(msg: str, tree: dict[str, Any] | None = None, filename: str = FILE) -> bytes:
+    t: dict[str, Any] = {"metadata": {"filename": filename, "fileoffset": "7"}}
+    t.update(tree or {})
+    return json.dumps({"msg": msg, "rawmsg": msg, "uuid": None, "$!": t}).encode()
+
+
+def test_docker_record_gets_both_objects_only() -> None:
+    e, _ = enricher()
+    out = json.loads(e.reply(line('{"log":"hi\\n"}', {"log": "hi\n", "stream": "stdout"})))
+    assert list(out["$!"]) == ["kubernetes", "docker"]
+    assert out["$!"]["kubernetes"]["labels"] == {"app": "web"}
+    assert out["$!"]["docker"] == {"container_id": CID}
+
+
+def test_cri_record_is_unframed_like_docker() -> None:
+    e, _ = enricher()
+    msg = f"{T} stderr P {'x' * 20000}\n{T} stderr F end"
+    out = json.loads(e.reply(line(msg)))["$!"]
+    assert out["log"] == "x" * 20000 + "end\n"
+    assert (out["stream"], out["time"]) == ("stderr", T)
+    assert out["kubernetes"]["pod_name"] == "web-1"
+    assert e.counters.linescri == 1
+
+
+def test_cri_off_leaves_the_message_alone() -> None:
+    e, _ = enricher(parse_cri=False)
+    out = json.loads(e.reply(line(f"{T} stdout F text")))["$!"]
+    assert "log" not in out and "kubernetes" in out
+
+
+def test_cri_is_parsed_even_when_no_pod_is_named() -> None:
+    e, src = enricher()
+    out = json.loads(e.reply(line(f"{T} stdout F text", filename="/var/log/other.log")))
+    assert out == {"$!": {"log": "text\n", "stream": "stdout", "time": T}}
+    assert src.calls == []
+
+
+def test_merge_log_for_both_runtimes() -> None:
+    e, _ = enricher(merge_log_key="app_json")
+    docker = json.loads(e.reply(line("raw", {"log": '{"level":"warn"}\n'})))["$!"]
+    assert docker["app_json"] == {"level": "warn"}
+    cri = json.loads(e.reply(line(f'{T} stdout F {{"level":"info","n":[1]}}')))["$!"]
+    assert cri["app_json"] == {"level": "info", "n": [1]}
+    text = json.loads(e.reply(line(f"{T} stdout F {{not json")))["$!"]
+    assert "app_json" not in text and text["log"] == "{not json\n"
+
+
+def test_metadata_is_serialized_once_per_container() -> None:
+    e, src = enricher()
+    first = e.reply(line("a", {"log": "a\n"}))
+    again = e.reply(line("b", {"log": "b\n"}))
+    assert first == again and len(src.calls) == 2  # one pod and one namespace request
+
+
+@pytest.mark.parametrize("bad", [b"not json", b"[1]", OVERSIZE])
+def test_bad_records_get_empty_replies(bad: Any) -> None:
+    e, _ = enricher()
+    assert e.reply(bad) == b"{}\n"
+
+
+def test_enriched_line_is_the_whole_tree_with_our_members() -> None:
+    e, _ = enricher()
+    raw = e.enriched(line(f"{T} stdout F text", {"own": {"k": "v"}, "log": None}))
+    assert raw is not None and raw.endswith(b"\n") and raw.count(b"\n") == 1
+    tree = json.loads(raw)
+    assert tree["own"] == {"k": "v"} and tree["metadata"]["fileoffset"] == "7"
+    assert tree["log"] == "text\n" and tree["kubernetes"]["namespace_name"] == "shop"
+    assert "msg" not in tree
+
+
+def test_enriched_line_keeps_the_message_when_there_is_no_log_text() -> None:
+    e, _ = enricher()
+    raw = e.enriched(json.dumps({"msg": "plain syslog", "$!": None}).encode())
+    assert raw is not None and json.loads(raw) == {"msg": "plain syslog"}
+    docker = e.enriched(line("raw json", {"log": "hi\n"}))
+    assert docker is not None and "msg" not in json.loads(docker)
+
+
+def test_enriched_passes_unreadable_lines_on_and_drops_only_oversize() -> None:
+    e, _ = enricher()
+    assert e.enriched(b"not json") == b"not json\n"
+    assert e.enriched(OVERSIZE) is None
