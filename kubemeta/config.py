@@ -304,7 +304,10 @@ class Sink(NamedTuple):
     port: int = 0
 
     def __str__(self) -> str:
-        return f"tcp:{self.host}:{self.port}" if self.kind == "tcp" else f"{self.kind}:{self.path}"
+        if self.kind != "tcp":
+            return f"{self.kind}:{self.path}"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"tcp:{host}:{self.port}"
 
 
 def parse_sink(text: str) -> Sink:
