@@ -77,7 +77,8 @@ class Enricher:
         self._parse_cri = parse_cri
         self._merge_key = merge_log_key
         self._merge_prefix = dumps(merge_log_key) + b":" if merge_log_key else b""
-        self._memo: dict[PodRef, tuple[Any, Any, bytes]] = {}
+        self._memo: dict[PodRef, tuple[Any, Any, bytes, bytes]] = {}
+        self._pod_reply = EMPTY  # the full reply for the last _pod_members call
         self._throttle = Throttle(clock)
         self.counters = store.counters if store is not None else (counters or Counters())
 
@@ -87,7 +88,9 @@ class Enricher:
             src = self._read(frame, "answered {}")
             if src is None:
                 return EMPTY
-            members, _ = self._members(src)
+            members, keys = self._members(src)
+            if keys is self.POD_KEYS:
+                return self._pod_reply  # the common case: the whole reply, built once
             if not members:
                 return EMPTY
             return b'{"$!":{' + members + b"}}\n"
@@ -174,6 +177,7 @@ class Enricher:
                 self.counters.linesstale += 1
         memo = self._memo.get(ref)
         if memo is not None and memo[0] is pe and memo[1] is ne:
+            self._pod_reply = memo[3]
             return memo[2]
         pod = pe.value if pe is not None else None
         if pod is not None and ref.pod_uid and pod.uid and pod.uid != ref.pod_uid:
@@ -182,7 +186,8 @@ class Enricher:
         out = self._dumps(reply_object(ref, pod, ns, self._master_url)["$!"])[1:-1]
         if len(self._memo) >= self.MEMO_SIZE:
             self._memo.clear()
-        self._memo[ref] = (pe, ne, out)
+        self._pod_reply = b'{"$!":{' + out + b"}}\n"
+        self._memo[ref] = (pe, ne, out, self._pod_reply)
         return out
 
     def _problem(self, kind: str, msg: str, *args: Any) -> None:
