@@ -42,11 +42,6 @@ def _piece(line: str) -> tuple[str, str, bool, str] | None:
     return time, stream, tag == "F", parts[3] if len(parts) == 4 else ""
 
 
-def looks_like_cri(msg: str) -> bool:
-    """A cheap first test, so docker and journald records pay almost nothing."""
-    return msg[:1].isdigit() and _piece(msg.split("\n", 1)[0]) is not None
-
-
 def parse_cri(msg: str) -> LogLine | None:
     """A CRI record (one piece or several joined by newlines), or None if it is not CRI.
 
@@ -54,7 +49,7 @@ def parse_cri(msg: str) -> LogLine | None:
     is full, as docker writes it. A line that is not a CRI piece after the first
     is kept as text: losing words is worse than keeping a stray prefix.
     """
-    if not msg[:1].isdigit():
+    if not msg[:1].isdigit():  # cheap: docker and journald records stop here
         return None
     lines = msg.split("\n")
     first = _piece(lines[0])

@@ -51,9 +51,6 @@ class OmprogSession:
     def in_transaction(self) -> bool:
         return self._in_txn
 
-    def buffered(self) -> int:
-        return len(self._buf)
-
     def step(self, frame: Frame) -> Step:
         if frame == BEGIN:
             # A BEGIN inside a transaction means rsyslog gave up on the last one

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from kubemeta import jsonlib
-from kubemeta.logline import LogLine, looks_like_cri, parse_cri, parse_json_log
+from kubemeta.logline import LogLine, parse_cri, parse_json_log
 
 T1 = "2026-11-21T10:00:00.123456789Z"
 T2 = "2026-11-21T10:00:00.223456789Z"
@@ -46,11 +46,6 @@ def test_a_line_without_prefix_is_kept_as_text() -> None:
 ])
 def test_not_cri(msg: str) -> None:
     assert parse_cri(msg) is None
-    assert not looks_like_cri(msg)
-
-
-def test_looks_like_cri() -> None:
-    assert looks_like_cri(f"{T1} stdout P a\n{T2} stdout F b")
 
 
 @pytest.mark.parametrize("codec", [c for c in (jsonlib.STDLIB, jsonlib.ORJSON) if c],
