@@ -166,6 +166,10 @@ class KubeApi:
                 _return_http_data_only=True)
             try:
                 body = resp.read(MAX_BODY_BYTES + 1)
+                if len(body) > MAX_BODY_BYTES:
+                    # The rest of the answer is still on the wire: a pooled connection
+                    # would hand it to the next request as its answer.
+                    resp.close()
             finally:
                 resp.release_conn()
         except ApiException as e:

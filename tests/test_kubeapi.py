@@ -51,6 +51,9 @@ def test_a_good_answer(api: kubeapi.ApiSource) -> None:
     (Fault("garbage"), ApiBadResponse, "not JSON"),
     (Fault("truncate"), ApiError, ""),
     (Fault("huge", size=5 * 1024 * 1024), ApiBadResponse, "larger than"),
+    # the unread rest arrives late: the connection must not go back to the pool
+    (Fault("huge", size=5 * 1024 * 1024, pause_at=kubeapi.MAX_BODY_BYTES + 1, seconds=0.5),
+     ApiBadResponse, "larger than"),
 ])
 def test_faults_become_our_errors(api: kubeapi.ApiSource, emulator: ApiEmulator, fault: Fault,
                                   error: type[ApiError], reason: str) -> None:

@@ -43,6 +43,7 @@ class Fault:
     seconds: float = 0.0
     retry_after: int | None = None
     size: int = 8 * 1024 * 1024
+    pause_at: int | None = None  # huge: body bytes sent before pausing ``seconds``
     rx: re.Pattern[str] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -294,7 +295,15 @@ class ApiHandler(BaseHTTPRequestHandler):
                                         "metadata": {"name": "x"}}).encode())
             return True
         if f.action == "huge":
-            self._send(200, b'{"kind": "Pod", "junk": "' + b"x" * f.size + b'"}')
+            # A real server streams a large answer in pieces; pausing at pause_at leaves
+            # the client's socket empty with the rest of the body still to come.
+            body = b'{"kind": "Pod", "junk": "' + b"x" * f.size + b'"}'
+            cut = len(body) if f.pause_at is None else f.pause_at
+            self._send(200, body[:cut], length=len(body))
+            if cut < len(body):
+                time.sleep(f.seconds)
+                self.wfile.write(body[cut:])
+                self.wfile.flush()
             return True
         return False  # pragma: no cover
 
