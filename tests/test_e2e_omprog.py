@@ -30,8 +30,8 @@ from harness import (
 T = "2026-11-21T10:00:00.000000001Z"
 
 
-def setup(tmp: Path, emu: ApiEmulator, token_file: Path, sink: str | None = None
-          ) -> tuple[Rsyslog, Path]:
+def omprog_pipeline(tmp: Path, emu: ApiEmulator, token_file: Path, sink: str | None = None
+                    ) -> tuple[Rsyslog, Path]:
     emu.world.apply(make_namespace("shop", {"team": "shop"}))
     emu.world.apply(make_pod("shop", "web-1", {"app": "web-1"}))
     emu.world.apply(make_pod("shop", "old-1", {"app": "old-1"}))
@@ -64,7 +64,7 @@ def seqs(recs: list[dict[str, Any]]) -> Counter[int]:
 
 def test_both_runtimes_enriched_through_the_sink(tmp_path: Path, emulator: ApiEmulator,
                                                  token_file: Path) -> None:
-    rs, cri_file = setup(tmp_path, emulator, token_file)
+    rs, cri_file = omprog_pipeline(tmp_path, emulator, token_file)
     write_lines(cri_file, [cri_line("big " + "x" * 40000, "stderr", T), cri_line("small")])
     docker_file = container_log(tmp_path, "shop", "old-1", "app")
     write_lines(docker_file, [docker_line("from docker")])
@@ -87,7 +87,7 @@ def test_kubemeta_killed_mid_stream_delivers_every_line(tmp_path: Path, emulator
                                                          token_file: Path) -> None:
     """SIGKILL between writing and confirming: rsyslog resends what was not confirmed.
     Delivery is at least once; duplicates are counted and bounded by what was in flight."""
-    rs, path = setup(tmp_path, emulator, token_file)
+    rs, path = omprog_pipeline(tmp_path, emulator, token_file)
     stream = Stream(path)
     killed = 0
     with rs:
@@ -117,7 +117,7 @@ def test_consumer_socket_closed_and_reopened(tmp_path: Path, emulator: ApiEmulat
 
     sock = tmp_path / "consumer.sock"
     consumer = LineConsumer(str(sock))
-    rs, path = setup(tmp_path, emulator, token_file, sink=f"unix:{sock}")
+    rs, path = omprog_pipeline(tmp_path, emulator, token_file, sink=f"unix:{sock}")
     stream = Stream(path)
     with rs:
         stream.start()
