@@ -1,10 +1,12 @@
 # Sourced by scripts/test.sh and scripts/demo.sh: installs what kubemeta needs on
 # a Debian machine (apt packages when root) and a virtualenv in $VENV built on
 # Debian's python3 and packaged libraries, the versions kubemeta supports.
-# Extra pip extras may be given in $KUBEMETA_EXTRAS (e.g. "test").
+# Extra pip extras may be given in $KUBEMETA_EXTRAS (e.g. "test"), extra Debian
+# packages in $KUBEMETA_APT_EXTRA.
 
 APT_PACKAGES="rsyslog rsyslog-kubernetes rsyslog-kafka openssl python3 python3-venv python3-pip
-  python3-kubernetes python3-cachetools python3-tenacity python3-systemd python3-yaml"
+  python3-kubernetes python3-cachetools python3-tenacity python3-systemd python3-yaml
+  ${KUBEMETA_APT_EXTRA:-}"
 VENV=${KUBEMETA_VENV:-.venv}
 
 if [ "$(id -u)" = 0 ]; then

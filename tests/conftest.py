@@ -6,8 +6,11 @@ from pathlib import Path
 
 import pytest
 
+import kubemeta
 from kubemeta.emulator import ApiEmulator
 from kubemeta.emulator.pki import Pki, make_pki
+
+from harness import INSTALLED
 
 TOKEN = "test-token-0123456789"
 
@@ -32,6 +35,14 @@ def token_file(tmp_path: Path) -> Path:
     p = tmp_path / "token"
     p.write_text(TOKEN + "\n")
     return p
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Testing the package means importing it from where dpkg put it, not the checkout.
+    if INSTALLED and not kubemeta.__file__.startswith("/usr/lib/python3/dist-packages/"):
+        raise pytest.UsageError(f"KUBEMETA_INSTALLED=1 but kubemeta comes from "
+                                f"{kubemeta.__file__}; run pytest from outside the checkout "
+                                f"with /usr/bin/python3")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

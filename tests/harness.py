@@ -22,11 +22,20 @@ from kubemeta import config
 from kubemeta.emulator.objects import container_id
 
 REPO = Path(__file__).resolve().parent.parent
-SHIPPED = REPO / "rsyslog.d"
+# KUBEMETA_INSTALLED=1 (the Debian package's autopkgtest) points the suite at the
+# installed package: the command, the snippets and the example that operators get.
+INSTALLED = os.environ.get("KUBEMETA_INSTALLED") == "1"
+if INSTALLED:
+    SHIPPED = Path("/usr/share/kubemeta/rsyslog.d")
+    KUBEMETA_BIN = Path("/usr/bin/kubemeta")
+    EXAMPLE_CONFIG = Path("/usr/share/doc/kubemeta/examples/kubemeta.yaml")
+else:
+    SHIPPED = REPO / "rsyslog.d"
+    KUBEMETA_BIN = Path(sys.executable).parent / "kubemeta"
+    EXAMPLE_CONFIG = REPO / "examples" / "kubemeta.yaml"
 DOCKER = "50-kubemeta-docker.conf"
 CRI = "50-kubemeta-cri.conf"
 OMPROG = "50-kubemeta-omprog.conf"
-KUBEMETA_BIN = Path(sys.executable).parent / "kubemeta"
 RSYSLOGD = shutil.which("rsyslogd") or "/usr/sbin/rsyslogd"
 
 

@@ -8,6 +8,8 @@ from kubemeta import config
 from kubemeta.config import Config
 from kubemeta.errors import ConfigError
 
+from harness import EXAMPLE_CONFIG
+
 
 def load_text(tmp_path: Path, text: str) -> Config:
     p = tmp_path / "k.yaml"
@@ -16,8 +18,7 @@ def load_text(tmp_path: Path, text: str) -> Config:
 
 
 def test_defaults_match_the_example_file() -> None:
-    example = Path(__file__).resolve().parent.parent / "examples" / "kubemeta.yaml"
-    data = config.read_yaml(str(example))
+    data = config.read_yaml(str(EXAMPLE_CONFIG))
     assert set(data) <= set(config.field_names())
     defaults = Config()
     for key, value in data.items():

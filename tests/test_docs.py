@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import kubemeta
 from kubemeta import config
 
 REPO = Path(__file__).resolve().parent.parent
@@ -23,3 +24,17 @@ def test_ci_runs_the_readme_test_command() -> None:
     ci = (REPO / ".ci" / "run").read_text()
     assert "./scripts/test.sh" in readme
     assert "./scripts/test.sh" in ci
+
+
+def test_man_page_names_every_command_and_setting() -> None:
+    page = (REPO / "debian" / "kubemeta.1").read_text()
+    words = set(re.findall(r"[a-z_]+", page))
+    assert [k for k in config.field_names() if k not in words] == []
+    for command in ("mmexternal", "omprog", "enrich", "check"):
+        assert f".B kubemeta {command}" in page
+
+
+def test_package_version_is_the_code_s() -> None:
+    first = (REPO / "debian" / "changelog").read_text().splitlines()[0]
+    assert first.startswith(f"kubemeta ({kubemeta.__version__}) ")
+    assert f'"kubemeta {kubemeta.__version__}"' in (REPO / "debian" / "kubemeta.1").read_text()

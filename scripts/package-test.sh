@@ -1,0 +1,100 @@
+#!/bin/bash
+# The Debian package stage of the test command: build the .deb as an
+# unprivileged user, check it with lintian, install it (rsyslog's trigger must
+# fire), run the test suite against the installed package (its autopkgtest,
+# null runner), reinstall it (the upgrade path), then purge it and check that
+# nothing is left. Needs root, to install.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+repo=$(pwd)
+
+if [ "$(id -u)" != 0 ]; then
+    echo "package stage SKIPPED: installing the package needs root" >&2
+    exit 0
+fi
+if grep -qls kubemeta /etc/rsyslog.d/*.conf 2>/dev/null; then
+    echo "package stage refused: /etc/rsyslog.d enables kubemeta on this machine, and this" \
+         "stage installs and purges the package; run it on a test machine" >&2
+    exit 1
+fi
+
+if dpkg-query -W -f '${Status}' kubemeta 2>/dev/null | grep -q "ok installed"; then
+    echo "package: kubemeta is installed but not enabled; purging it to test a fresh install" >&2
+    apt-get purge -y -q kubemeta >/dev/null
+fi
+
+work=$(mktemp -d /tmp/kubemeta-package.XXXXXX)
+chmod 0755 "$work"
+installed=""
+cleanup() {
+    if [ -n "$installed" ]; then
+        apt-get purge -y -q kubemeta >/dev/null 2>&1 || true
+    fi
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+say() { echo "package: $*" >&2; }
+fail() { echo "package stage FAILED: $*" >&2; exit 1; }
+
+# The working tree as it is (committed or not), without local caches and venvs.
+export_tree() {
+    mkdir -p "$1"
+    tar -C "$repo" -cf - --exclude=./.git --exclude=./.venv --exclude=.mypy_cache \
+        --exclude=.ruff_cache --exclude=.pytest_cache --exclude=__pycache__ \
+        --exclude='*.egg-info' --exclude=./build --exclude=./dist --exclude=./.pybuild \
+        --exclude=./debian/.debhelper --exclude=./debian/kubemeta . | tar -C "$1" -xf -
+}
+export_tree "$work/build/kubemeta"
+export_tree "$work/src"
+chown -R nobody:nogroup "$work/build"
+
+say "building as an unprivileged user (dpkg-buildpackage -us -uc -b)"
+clean_env=(env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME="$work/build" LC_ALL=C.UTF-8)
+if ! (cd "$work/build/kubemeta" && runuser -u nobody -- "${clean_env[@]}" \
+        dpkg-buildpackage -us -uc -b >"$work/build.log" 2>&1); then
+    tail -40 "$work/build.log" >&2
+    fail "dpkg-buildpackage"
+fi
+deb=$(echo "$work"/build/kubemeta_*_all.deb)
+changes=$(echo "$work"/build/kubemeta_*.changes)
+[ -f "$deb" ] || fail "no .deb was built"
+
+say "lintian --pedantic"
+lint=$(runuser -u nobody -- "${clean_env[@]}" lintian --pedantic -I -E "$changes" 2>&1) \
+    || fail "lintian: $lint"
+[ -z "$lint" ] || fail "lintian reported:
+$lint"
+
+say "installing $(basename "$deb")"
+installed=yes
+out=$(DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$deb" 2>&1) \
+    || fail "apt-get install: $out"
+grep -q "Processing triggers for rsyslog" <<<"$out" \
+    || fail "installing did not trigger rsyslog: $out"
+
+say "the test suite against the installed package (autopkgtest, null runner)"
+if ! autopkgtest "$deb" "$work/src/" -- null >"$work/autopkgtest.log" 2>&1; then
+    grep -E "^(E |FAILED|ERROR)|passed|failed|autopkgtest \[" "$work/autopkgtest.log" \
+        | tail -40 >&2
+    fail "autopkgtest"
+fi
+grep -E "^=+ .*(passed|failed).* =+$" "$work/autopkgtest.log" >&2 || true
+
+say "reinstalling (the upgrade path): rsyslog must be triggered again"
+out=$(dpkg -i "$deb" 2>&1) || fail "dpkg -i: $out"
+grep -q "Processing triggers for rsyslog" <<<"$out" \
+    || fail "upgrading did not trigger rsyslog: $out"
+
+say "purging"
+echo "state" > /var/lib/kubemeta/left-by-a-helper
+out=$(apt-get purge -y -q kubemeta 2>&1) || fail "apt-get purge: $out"
+installed=""
+if dpkg-query -W -f '${Status}' kubemeta 2>/dev/null | grep -q installed; then
+    fail "kubemeta is still installed after purge"
+fi
+for p in /usr/bin/kubemeta /usr/share/kubemeta /var/lib/kubemeta /usr/share/doc/kubemeta \
+         /usr/lib/python3/dist-packages/kubemeta; do
+    [ ! -e "$p" ] || fail "$p is left after purge"
+done
+say "ok: built, lint-clean, installed, tested, upgraded and purged"
