@@ -128,11 +128,11 @@ class Rsyslog:
     def records(self) -> list[dict[str, Any]]:
         if not self.out.exists():
             return []
-        out = []
-        for line in self.out.read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                out.append(json.loads(line))
-        return out
+        # omfile may write a long record in several pieces: a last line without its
+        # newline is still being written, and is read next time.
+        text = self.out.read_bytes()
+        complete = text[:text.rfind(b"\n") + 1].decode("utf-8")
+        return [json.loads(line) for line in complete.splitlines() if line.strip()]
 
     def wait_records(self, n: int, timeout: float = 60.0,
                      until: Callable[[list[dict[str, Any]]], bool] | None = None
