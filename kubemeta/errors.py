@@ -66,3 +66,30 @@ class ApiUnreachable(ApiError):
 
 class ApiBadResponse(ApiError):
     """An answer that is not the JSON object we asked for."""
+
+
+class ApiGone(ApiError):
+    """410 Gone: a watch's resourceVersion is too old; list again."""
+
+
+STATUS_WORDS = {401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 410: "Gone",
+                429: "Too Many Requests", 500: "Internal Server Error",
+                502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout"}
+
+
+def status_error(status: int, words: str | None = None, message: str | None = None,
+                 retry_after: float | None = None) -> ApiError:
+    """The ApiError for an HTTP status (an answer's, or a watch ERROR event's)."""
+    text = f"{status} {STATUS_WORDS.get(status) or words or 'error'}"
+    detail = f"{text}: {message}" if message else text
+    if status == 404:
+        return ApiNotFound(text, status)
+    if status == 401:
+        return ApiUnauthorized(text, status)
+    if status == 403:
+        return ApiForbidden(detail, status)
+    if status == 410:
+        return ApiGone(detail, status)
+    if status == 429:
+        return ApiThrottled(text, status, retry_after=retry_after)
+    return ApiServerError(detail, status, retry_after=retry_after)

@@ -25,13 +25,9 @@ from kubemeta.config import Config
 from kubemeta.errors import (
     ApiBadResponse,
     ApiError,
-    ApiForbidden,
-    ApiNotFound,
-    ApiServerError,
-    ApiThrottled,
-    ApiUnauthorized,
     ApiUnreachable,
     ConfigError,
+    status_error,
 )
 
 # A Pod or Namespace is a few KiB; a body far larger is not one we asked for.
@@ -201,31 +197,15 @@ def _stamps(paths: list[str]) -> tuple[tuple[float, int] | None, ...]:
     return tuple(out)
 
 
-_STATUS_WORDS = {401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
-                 429: "Too Many Requests", 500: "Internal Server Error",
-                 502: "Bad Gateway", 503: "Service Unavailable", 504: "Gateway Timeout"}
-
-
 def translate_status(status: int, reason: Any, headers: Any, body: Any) -> ApiError:
-    words = _STATUS_WORDS.get(status) or (str(reason) if reason else "error")
-    text = f"{status} {words}"
-    message = _status_message(body)
-    detail = f"{text}: {message}" if message else text
-    if status == 404:
-        return ApiNotFound(text, status)
-    if status == 401:
-        return ApiUnauthorized(text, status)
-    if status == 403:
-        return ApiForbidden(detail, status)
-    if status == 429:
-        return ApiThrottled(text, status, retry_after=_retry_after(headers))
     if status == 0:
         # The client wraps urllib3's SSLError itself: "SSLError\n[SSL: ...] ...".
         text = str(reason) if reason else "no answer"
         if text.startswith("SSLError"):
             return ApiUnreachable(f"TLS error: {_tail(text.split(chr(10), 1)[-1])}", 0)
         return ApiUnreachable(text, 0)
-    return ApiServerError(detail, status, retry_after=_retry_after(headers))
+    return status_error(status, str(reason) if reason else None, _status_message(body),
+                        _retry_after(headers))
 
 
 def _status_message(body: Any) -> str | None:

@@ -2,13 +2,13 @@
 
 The control port (loopback only) lets a test change the world while kubemeta
 runs: add, change or delete objects, inject faults, take the listener down,
-manage tokens, and read request counters.
+cut watch streams, compact the watch history, manage tokens, and read request
+counters.
 """
 
 from __future__ import annotations
 
 import contextlib
-import datetime
 import json
 import re
 import socket
@@ -16,106 +16,14 @@ import ssl
 import struct
 import threading
 import time
-from collections import Counter, deque
-from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from kubemeta.emulator.objects import REASONS, new_uid, status
+from kubemeta.emulator import watch
+from kubemeta.emulator.objects import REASONS, status
 from kubemeta.emulator.pki import Pki
-
-FAULT_ACTIONS = ("status", "hang", "reset", "delay", "garbage", "truncate", "wrong_kind", "huge",
-                 "tls")
-# Phases of an API server's life, for timelines: each maps to faults (or none).
-PHASES = ("ok", "refused", "forbidden", "hang", "reset", "slow", "throttled", "unavailable",
-          "server_error", "tls", "garbage", "truncated")
-
-
-@dataclass
-class Fault:
-    """One injected misbehaviour, for requests whose path matches ``path``."""
-
-    action: str
-    path: str = ".*"
-    status: int = 503
-    times: int | None = None  # None: until cleared
-    seconds: float = 0.0
-    retry_after: int | None = None
-    size: int = 8 * 1024 * 1024
-    pause_at: int | None = None  # huge: body bytes sent before pausing ``seconds``
-    rx: re.Pattern[str] = field(init=False, repr=False)
-
-    def __post_init__(self) -> None:
-        if self.action not in FAULT_ACTIONS:
-            raise ValueError(f"unknown fault action {self.action!r}; one of {FAULT_ACTIONS}")
-        self.rx = re.compile(self.path)
-
-
-class World:
-    """The objects, tokens, faults and counters, behind one lock."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.namespaces: dict[str, dict[str, Any]] = {}
-        self.pods: dict[tuple[str, str], dict[str, Any]] = {}
-        self.rv = 1000
-        self.tokens: dict[str, str] = {}
-        self.forbidden_users: set[str] = set()
-        self.faults: list[Fault] = []
-        self.requests: deque[dict[str, Any]] = deque(maxlen=5000)
-        self.by_status: Counter[str] = Counter()
-        self.by_kind: Counter[str] = Counter()
-        self.total = 0
-        self.released = threading.Event()  # set to free hung requests
-
-    def apply(self, obj: dict[str, Any]) -> dict[str, Any]:
-        kind = obj.get("kind")
-        md = obj.setdefault("metadata", {})
-        with self.lock:
-            self.rv += 1
-            md["resourceVersion"] = str(self.rv)
-            if kind == "Namespace":
-                old = self.namespaces.get(md["name"])
-            elif kind == "Pod":
-                old = self.pods.get((md["namespace"], md["name"]))
-            else:
-                raise ValueError(f"unsupported kind {kind!r}")
-            keep_uid = old["metadata"]["uid"] if old else None
-            md.setdefault("uid", keep_uid or new_uid())
-            md.setdefault("creationTimestamp", old["metadata"]["creationTimestamp"] if old else
-                          datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
-            if kind == "Namespace":
-                self.namespaces[md["name"]] = obj
-            else:
-                self.pods[(md["namespace"], md["name"])] = obj
-            return obj
-
-    def delete(self, kind: str, namespace: str | None, name: str) -> bool:
-        with self.lock:
-            self.rv += 1
-            if kind == "Namespace":
-                return self.namespaces.pop(name, None) is not None
-            return self.pods.pop((namespace or "", name), None) is not None
-
-    def take_fault(self, path: str, tls: bool = False) -> Fault | None:
-        with self.lock:
-            for f in self.faults:
-                if (f.action == "tls") == tls and f.rx.search(path):
-                    if f.times is not None:
-                        f.times -= 1
-                        if f.times <= 0:
-                            self.faults.remove(f)
-                    return f
-        return None
-
-    def record(self, path: str, code: int, user: str | None, kind: str) -> None:
-        with self.lock:
-            self.total += 1
-            self.by_status[str(code)] += 1
-            self.by_kind[kind] += 1
-            self.requests.append({"t": time.time(), "path": path, "code": code, "user": user})
-
+from kubemeta.emulator.world import PHASES, Fault, World
 
 _POD = re.compile(r"^/api/v1/namespaces/([^/]+)/pods/([^/]+)$")
 _NS = re.compile(r"^/api/v1/namespaces/([^/]+)$")
@@ -179,19 +87,32 @@ class ApiHandler(BaseHTTPRequestHandler):
             else:
                 self._json(200, obj, path, user, "namespace")
             return
+        watching = query.get("watch") in ("1", "true")
         if path == "/api/v1/namespaces":
+            if watching:
+                world.record(path, 200, user, "namespace_watch")
+                watch.stream(self, self.server, "Namespace", lambda o: True, query)
+                return
             with world.lock:
                 items = list(world.namespaces.values())
             self._list("NamespaceList", items, query, path, user, "namespace_list")
             return
         m = _NS_PODS.match(path)
         if path == "/api/v1/pods" or m:
-            with world.lock:
-                items = [p for (ns, _), p in world.pods.items() if not m or ns == m[1]]
+            in_ns = m[1] if m else None
             sel = query.get("fieldSelector", "")
-            if sel.startswith("spec.nodeName="):
-                node = sel.split("=", 1)[1]
-                items = [p for p in items if p.get("spec", {}).get("nodeName") == node]
+            node = sel.split("=", 1)[1] if sel.startswith("spec.nodeName=") else None
+
+            def match(p: dict[str, Any]) -> bool:
+                return ((in_ns is None or p["metadata"].get("namespace") == in_ns)
+                        and (node is None or p.get("spec", {}).get("nodeName") == node))
+
+            if watching:
+                world.record(path, 200, user, "pod_watch")
+                watch.stream(self, self.server, "Pod", match, query)
+                return
+            with world.lock:
+                items = [p for p in world.pods.values() if match(p)]
             self._list("PodList", items, query, path, user, "pod_list")
             return
         self._status(404, "the server could not find the requested resource", path, user,
@@ -317,6 +238,7 @@ class _ApiServer(ThreadingHTTPServer):
         self.ctx = ctx
         self.live: set[socket.socket] = set()
         self.live_lock = threading.Lock()
+        self.watch_generation = 0  # moved on to cut every open watch stream
         super().__init__(addr, ApiHandler)
 
     def drop_connections(self) -> None:
@@ -418,6 +340,15 @@ class ControlHandler(BaseHTTPRequestHandler):
             elif self.path == "/timeline":
                 emu.play([(p["phase"], float(p.get("seconds", 0))) for p in body])
                 self._reply(200, {"ok": True})
+            elif self.path == "/cut-watches":
+                emu.cut_watches()
+                self._reply(200, {"ok": True})
+            elif self.path == "/compact":
+                emu.world.compact()
+                self._reply(200, {"ok": True})
+            elif self.path == "/bookmark-interval":
+                emu.world.bookmark_interval = float(body["seconds"])
+                self._reply(200, {"ok": True})
             elif self.path == "/reset-counters":
                 emu.reset_counters()
                 self._reply(200, {"ok": True})
@@ -503,6 +434,14 @@ class ApiEmulator:
             srv.server_close()
             srv.drop_connections()
         self.world.released.set()
+
+    def cut_watches(self) -> None:
+        """Every open watch stream stops mid-answer, as when a server dies."""
+        with self._lock:
+            if self._api is not None:
+                self._api.watch_generation += 1
+        with self.world.changed:
+            self.world.changed.notify_all()
 
     def add_token(self, token: str, user: str) -> None:
         with self.world.lock:

@@ -1,0 +1,126 @@
+"""Watch streams as the API server sends them: a chunked 200 answer carrying
+one JSON event per line, from a resourceVersion on (410 Gone as an ERROR event
+when that version is no longer in the history), BOOKMARK events on a quiet
+stream when asked for, and a clean end at ``timeoutSeconds``."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from kubemeta.emulator.objects import status
+from kubemeta.emulator.world import Event, World
+
+Match = Callable[[dict[str, Any]], bool]
+
+
+class StreamServer(Protocol):
+    world: World
+    watch_generation: int
+
+
+def stream(handler: Any, server: StreamServer, kind: str, match: Match,
+           query: dict[str, str]) -> None:
+    """Serve one watch on ``handler`` (a BaseHTTPRequestHandler) until it ends."""
+    world = server.world
+    rv_text = query.get("resourceVersion", "")
+    try:
+        timeout = min(float(query.get("timeoutSeconds") or 1800), 3600.0)
+        since = None if rv_text in ("", "0") else int(rv_text)
+    except ValueError:
+        handler._status(400, f"resourceVersion: Invalid value: {rv_text[:40]!r}",
+                        handler.path, None, "watch")
+        return
+    bookmarks = query.get("allowWatchBookmarks") in ("true", "1")
+    generation = server.watch_generation
+    handler.send_response(200)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Transfer-Encoding", "chunked")
+    handler.end_headers()
+    handler.close_connection = True
+    with world.lock:
+        initial: list[dict[str, Any]] = []
+        if since is None:
+            # No version, or "0": the current state as ADDED events, then changes.
+            objs = world.pods.values() if kind == "Pod" else world.namespaces.values()
+            initial = [o for o in objs if match(o)]
+            since = world.rv
+            gone = False
+        else:
+            gone = world.too_old(since)
+    write = _Writer(handler)
+    if gone:
+        body = status(410, "Expired", f"too old resource version: {since} ({world.rv})")
+        write.event("ERROR", body)
+        write.end()
+        return
+    for o in initial:
+        if not write.event("ADDED", o):
+            return
+    start = time.monotonic()
+    next_bookmark = start + world.bookmark_interval
+    while True:
+        with world.changed:
+            batch = _after(world, since)
+            if not batch and server.watch_generation == generation:
+                world.changed.wait(min(0.2, world.bookmark_interval))
+                batch = _after(world, since)
+        if server.watch_generation != generation:
+            write.cut()
+            return
+        for ev in batch:
+            since = ev.rv
+            if ev.obj.get("kind") == kind and match(ev.obj) and not write.event(ev.type, ev.obj):
+                return
+        now = time.monotonic()
+        if now - start >= timeout:
+            write.end()
+            return
+        if batch:
+            next_bookmark = now + world.bookmark_interval
+        elif bookmarks and now >= next_bookmark:
+            next_bookmark = now + world.bookmark_interval
+            mark = {"kind": kind, "apiVersion": "v1",
+                    "metadata": {"resourceVersion": str(since)}}
+            if not write.event("BOOKMARK", mark):
+                return
+
+
+def _after(world: World, rv: int) -> list[Event]:
+    """Events newer than ``rv``, oldest first. Caller holds the lock."""
+    out: list[Event] = []
+    for ev in reversed(world.history):
+        if ev.rv <= rv:
+            break
+        out.append(ev)
+    out.reverse()
+    return out
+
+
+class _Writer:
+    def __init__(self, handler: Any) -> None:
+        self._h = handler
+
+    def event(self, kind: str, obj: dict[str, Any]) -> bool:
+        line = json.dumps({"type": kind, "object": obj}).encode() + b"\n"
+        return self._chunk(line)
+
+    def end(self) -> None:
+        self._chunk(b"")
+
+    def cut(self) -> None:
+        """As a dying server does: the stream stops mid-answer, with no last chunk."""
+        with contextlib.suppress(OSError):
+            self._h.connection.shutdown(socket.SHUT_RDWR)
+
+    def _chunk(self, data: bytes) -> bool:
+        try:
+            self._h.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+            self._h.wfile.flush()
+        except OSError:  # the client went away, or the connection was dropped
+            return False
+        return True
