@@ -74,6 +74,7 @@ def _helper(args: argparse.Namespace, mode: str) -> int:
         build_enricher,
         build_sink_writer,
         build_store,
+        start_watches,
     )
 
     problem: ConfigError | None = None
@@ -112,6 +113,8 @@ def _helper(args: argparse.Namespace, mode: str) -> int:
 
         store = build_store(cfg)
         store.start()
+        if cfg.effective_source() == "watch":
+            start_watches(cfg, store)
         stats = StatsWriter(store, f"kubemeta({cfg.kubernetes_url})", cfg.stats_interval,
                             cfg.stats_file, cfg.prometheus_file)
         stats.start()

@@ -79,6 +79,11 @@ class Config:
     parse_cri: bool = True
     merge_log: bool = False
     merge_log_key: str = "log_processed"
+    # -- where metadata comes from --
+    source: str | None = None  # get, watch or kubelet; None: watch with node_name, else get
+    watch_timeout: float = 300.0
+    watch_inactivity_timeout: float = 120.0
+    watch_start_jitter: float = 10.0
     # -- caching and lookups --
     pod_cache_ttl: float = 300.0
     namespace_cache_ttl: float = 900.0
@@ -110,6 +115,11 @@ class Config:
 
     def __post_init__(self) -> None:
         _validate(self)
+
+    def effective_source(self) -> str:
+        if self.source is not None:
+            return self.source
+        return "watch" if self.node_name else "get"
 
     def effective_token_file(self) -> str | None:
         if self.token_file or self.token or not self.in_cluster:
@@ -172,11 +182,12 @@ def _check_type(name: str, value: Any) -> Any:
 def _validate(cfg: Config) -> None:
     for name in ("api_connect_timeout", "api_read_timeout", "lookup_deadline", "retry_initial",
                  "retry_max", "max_request_rate", "stats_interval", "sink_timeout",
-                 "sink_retry_initial", "sink_retry_max"):
+                 "sink_retry_initial", "sink_retry_max", "watch_timeout",
+                 "watch_inactivity_timeout"):
         if getattr(cfg, name) <= 0:
             raise ConfigError(f"{name}: must be greater than 0, got {getattr(cfg, name)}")
     for name in ("pod_cache_ttl", "namespace_cache_ttl", "not_found_ttl", "error_retry_interval",
-                 "retry_jitter"):
+                 "retry_jitter", "watch_start_jitter"):
         if getattr(cfg, name) < 0:
             raise ConfigError(f"{name}: must not be negative, got {getattr(cfg, name)}")
     for name in ("pod_cache_size", "namespace_cache_size", "lookup_workers", "breaker_threshold",
@@ -225,6 +236,10 @@ def _validate(cfg: Config) -> None:
             re.compile(pattern)
         except re.error as e:
             raise ConfigError(f"annotation_match[{i}]: not a valid regular expression: {e}") from e
+    if cfg.source not in (None, "get", "watch"):
+        raise ConfigError(f"source: one of get, watch; got {cfg.source!r}")
+    if cfg.effective_source() == "watch" and not cfg.node_name:
+        raise ConfigError("source: watch needs node_name (the watch is of this node's pods)")
     if (cfg.client_cert_file is None) != (cfg.client_key_file is None):
         raise ConfigError("client_cert_file and client_key_file must be set together")
 

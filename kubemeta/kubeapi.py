@@ -13,6 +13,7 @@ import socket
 import ssl
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import kubernetes.client
@@ -32,6 +33,8 @@ from kubemeta.errors import (
 
 # A Pod or Namespace is a few KiB; a body far larger is not one we asked for.
 MAX_BODY_BYTES = 4 * 1024 * 1024
+# A node's pods, or every namespace of a large cluster.
+MAX_LIST_BYTES = 64 * 1024 * 1024
 
 
 class TokenSource:
@@ -105,6 +108,7 @@ class KubeApi:
         self._tls_lock = threading.Lock()
         self._client = self._new_client()
         self._timeout = (cfg.api_connect_timeout, cfg.api_read_timeout)
+        self._watch_idle = cfg.watch_inactivity_timeout
 
     TLS_RECHECK = 10.0
 
@@ -137,6 +141,48 @@ class KubeApi:
     def get_namespace(self, name: str) -> Any:
         return self._get("/api/v1/namespaces/{name}", {"name": name})
 
+    def list_pods(self, node: str) -> Any:
+        """This node's pods, from the API server's cache (resourceVersion=0)."""
+        return self._get("/api/v1/pods", {}, [
+            ("fieldSelector", f"spec.nodeName={node}"), ("resourceVersion", "0")],
+            MAX_LIST_BYTES)
+
+    def list_namespaces(self) -> Any:
+        return self._get("/api/v1/namespaces", {}, [("resourceVersion", "0")], MAX_LIST_BYTES)
+
+    def watch_pods(self, node: str, rv: str, timeout: float) -> Iterator[bytes]:
+        return self._stream("/api/v1/pods", [
+            ("fieldSelector", f"spec.nodeName={node}"), ("watch", "true"),
+            ("resourceVersion", rv), ("allowWatchBookmarks", "true"),
+            ("timeoutSeconds", str(int(timeout)))])
+
+    def watch_namespaces(self, rv: str, timeout: float) -> Iterator[bytes]:
+        return self._stream("/api/v1/namespaces", [
+            ("watch", "true"), ("resourceVersion", rv), ("allowWatchBookmarks", "true"),
+            ("timeoutSeconds", str(int(timeout)))])
+
+    def _stream(self, path: str, query: list[tuple[str, str]]) -> Iterator[bytes]:
+        """A watch answer's bytes as they arrive, after an empty first item that says
+        the answer began. A read that waits longer than ``watch_inactivity_timeout``
+        fails ("timed out"): a silent stream may be a dead one."""
+        resp = self._call(path, {}, query, (self._timeout[0], self._watch_idle))
+        try:
+            yield b""  # the answer's headers are in: the watch is open
+            # stream() hands over each chunk as it comes; read(n) would wait for n bytes.
+            chunks = resp.stream(65536, decode_content=True)
+            while True:
+                try:
+                    data = next(chunks, b"")
+                except Exception as e:
+                    raise translate_transport(e) from e
+                if not data:
+                    return
+                yield data
+        finally:
+            # A stream stopped early still has bytes on the wire: never pool it.
+            resp.close()
+            resp.release_conn()
+
     def on_unauthorized(self) -> None:
         self._tokens.invalidate()
         self.reload_tls_if_changed(force=True)
@@ -145,41 +191,48 @@ class KubeApi:
         if err.reason.startswith("TLS error"):  # a rotated CA or client certificate?
             self.reload_tls_if_changed(force=True)
 
-    def _get(self, path: str, params: dict[str, str],
-             query: list[tuple[str, str]] | None = None) -> Any:
+    def _call(self, path: str, params: dict[str, str], query: list[tuple[str, str]],
+              timeout: tuple[float, float]) -> Any:
+        """Send a GET; the answer's headers are in, its body still to read."""
         self.reload_tls_if_changed()
         headers = {"Accept": "application/json"}
         token = self._tokens.get()
         if token:
             headers["Authorization"] = f"Bearer {token}"
         try:
-            resp = self._client.call_api(
-                path, "GET", path_params=params,
-                query_params=query if query is not None else [("resourceVersion", "0")],
-                header_params=headers,
+            return self._client.call_api(
+                path, "GET", path_params=params, query_params=query, header_params=headers,
                 auth_settings=["BearerToken"] if self._kubeconfig_auth and not token else [],
-                _preload_content=False, _request_timeout=self._timeout,
+                _preload_content=False, _request_timeout=timeout,
                 _return_http_data_only=True)
-            try:
-                body = resp.read(MAX_BODY_BYTES + 1)
-                if len(body) > MAX_BODY_BYTES:
-                    # The rest of the answer is still on the wire: a pooled connection
-                    # would hand it to the next request as its answer.
-                    resp.close()
-            finally:
-                resp.release_conn()
         except ApiException as e:
             err = translate_status(e.status or 0, e.reason, e.headers, e.body)
             self._after_error(err)
             raise err from e
-        except ApiError:
-            raise
         except Exception as e:  # urllib3, ssl, socket: everything on the way
             err = translate_transport(e)
             self._after_error(err)
             raise err from e
-        if len(body) > MAX_BODY_BYTES:
-            raise ApiBadResponse(f"answer larger than {MAX_BODY_BYTES} bytes", 200)
+
+    def _get(self, path: str, params: dict[str, str],
+             query: list[tuple[str, str]] | None = None, limit: int = MAX_BODY_BYTES) -> Any:
+        resp = self._call(path, params,
+                          query if query is not None else [("resourceVersion", "0")],
+                          self._timeout)
+        try:
+            body = resp.read(limit + 1)
+            if len(body) > limit:
+                # The rest of the answer is still on the wire: a pooled connection
+                # would hand it to the next request as its answer.
+                resp.close()
+        except Exception as e:
+            err = translate_transport(e)
+            self._after_error(err)
+            raise err from e
+        finally:
+            resp.release_conn()
+        if len(body) > limit:
+            raise ApiBadResponse(f"answer larger than {limit} bytes", 200)
         try:
             return jsonlib.loads(body)
         except (ValueError, RecursionError) as e:
@@ -255,6 +308,8 @@ def translate_transport(e: BaseException) -> ApiError:
     if isinstance(cause, ConnectionResetError) or "reset by peer" in low:
         return ApiUnreachable("connection reset")
     if isinstance(cause, urllib3.exceptions.ProtocolError):
+        if "InvalidChunkLength" in text or "IncompleteRead" in text:
+            return ApiUnreachable("connection broken mid-answer")
         return ApiUnreachable(f"connection broken: {_tail(text)}")
     return ApiUnreachable(f"{type(cause).__name__}: {_tail(text)}")
 

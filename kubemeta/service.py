@@ -9,22 +9,26 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import random
 import signal
+import threading
 import time
 from collections.abc import Callable
 from types import FrameType
 
 from kubemeta.config import Config, parse_sink
 from kubemeta.enricher import Enricher
-from kubemeta.errors import SinkError
+from kubemeta.errors import ConfigError, SinkError
 from kubemeta.framing import Frame, LineFramer
 from kubemeta.identify import Identifier
 from kubemeta.omprog import OmprogSession
 from kubemeta.policy import Backoff
 from kubemeta.record import RecordReader
+from kubemeta.reflector import Reflector
 from kubemeta.schema import Shaper
 from kubemeta.sink import SinkWriter
 from kubemeta.store import MetadataStore, Source, StoreSettings
+from kubemeta.watchview import StoreView
 
 log = logging.getLogger("kubemeta")
 
@@ -52,6 +56,43 @@ def store_settings(cfg: Config) -> StoreSettings:
 
 def build_store(cfg: Config, clock: Callable[[], float] = time.monotonic) -> MetadataStore:
     return MetadataStore(api_source_factory(cfg), clock=clock, settings=store_settings(cfg))
+
+
+def start_watches(cfg: Config, store: MetadataStore) -> None:
+    """source: watch. This node's pods and every namespace are listed, then
+    watched, each by a reflector in a thread of its own, into ``store``."""
+    assert cfg.node_name is not None
+    node = cfg.node_name
+    shaper = Shaper(cfg.de_dot, cfg.de_dot_separator, cfg.annotation_match)
+    backoff = Backoff(cfg.retry_initial, cfg.retry_max, cfg.retry_jitter)
+    rng = random.Random()
+
+    def timeout() -> float:
+        # Spread the watches' ends, so a fleet does not reconnect in step.
+        return cfg.watch_timeout * (1 + rng.random())
+
+    def run() -> None:
+        from kubemeta import kubeapi  # the slow import, off the path to the first reply
+
+        try:
+            api = kubeapi.KubeApi(cfg)
+        except ConfigError as e:
+            log.error("cannot watch the Kubernetes API: %s", e, extra={"event": "config_error"})
+            return
+        pods = Reflector(
+            f"pods on node {node}", lambda: api.list_pods(node),
+            lambda rv: api.watch_pods(node, rv, timeout()),
+            StoreView(store, "pod", shaper, f"pods on node {node}"), backoff,
+            sleep=time.sleep, rng=rng, start_jitter=cfg.watch_start_jitter)
+        namespaces = Reflector(
+            "namespaces", api.list_namespaces, lambda rv: api.watch_namespaces(rv, timeout()),
+            StoreView(store, "ns", shaper, "namespaces"), backoff,
+            sleep=time.sleep, rng=rng, start_jitter=cfg.watch_start_jitter)
+        threading.Thread(target=namespaces.run, name="kubemeta-watch-namespaces",
+                         daemon=True).start()
+        pods.run()
+
+    threading.Thread(target=run, name="kubemeta-watch-pods", daemon=True).start()
 
 
 def build_enricher(cfg: Config, store: MetadataStore | None,

@@ -14,6 +14,7 @@ backoff, rate); this module is the thin threaded shell around it.
 from __future__ import annotations
 
 import logging
+import math
 import queue
 import threading
 import time
@@ -125,6 +126,7 @@ class MetadataStore:
         self.last_success: float | None = None
         self._outage: tuple[float, int, int] | None = None  # start, stale, file-name-only
         self._ready = threading.Event()  # the source is built (or cannot be)
+        self._watched: dict[str, set[Any]] = {"pod": set(), "ns": set()}
 
     STARTUP_GRACE = 2.0
 
@@ -304,7 +306,10 @@ class MetadataStore:
         now = self._clock()
         entry = Entry(value, now + ttl)
         with self._wake:
-            if key[0] == "pod":
+            cache: Any = self._pods if key[0] == "pod" else self._nss
+            if key[1] in self._watched[key[0]] and key[1] in cache:
+                pass  # the watch is the fresher source
+            elif key[0] == "pod":
                 self._pods[key[1]] = entry
             else:
                 self._nss[key[1]] = entry
@@ -361,6 +366,44 @@ class MetadataStore:
                     c.linesstale - stale0, c.linesfilenameonly - fn0, pending,
                     extra={"event": "api_recovered", "api_status": 200,
                            "outage_seconds": round(now - start, 1)})
+
+    # -- fed by a watch (source: watch) --
+    # A watched entry is fresh for as long as it is watched (its fresh_until is
+    # infinite): the watch delivers its changes, so no line triggers a GET for
+    # it, and a GET answer never overwrites it. A watch that fails leaves its
+    # entries as they are: served, as the last thing known.
+    def put_watched(self, kind: str, key: Any, value: Any) -> None:
+        with self._wake:
+            cache: Any = self._pods if kind == "pod" else self._nss
+            old = cache.get(key)
+            if old is None or old.value != value or key not in self._watched[kind]:
+                cache[key] = Entry(value, math.inf)
+            self._watched[kind].add(key)
+            self._release((kind, key))
+
+    def forget_watched(self, kind: str, key: Any) -> None:
+        """The object was deleted: its last metadata serves its last lines for a TTL."""
+        now = self._clock()
+        with self._wake:
+            cache: Any = self._pods if kind == "pod" else self._nss
+            self._watched[kind].discard(key)
+            old = cache.get(key)
+            if old is not None:
+                ttl = self._s.pod_ttl if kind == "pod" else self._s.namespace_ttl
+                cache[key] = Entry(old.value, now + ttl)
+
+    def replace_watched(self, kind: str, entries: dict[Any, Any]) -> None:
+        """A complete list: what was watched and is not in it was deleted meanwhile."""
+        with self._wake:
+            gone = self._watched[kind] - entries.keys()
+        for key in gone:
+            self.forget_watched(kind, key)
+        for key, value in entries.items():
+            self.put_watched(kind, key, value)
+
+    def watched(self, kind: str) -> int:
+        with self._lock:
+            return len(self._watched[kind])
 
     # -- introspection --
     def wait_idle(self, timeout: float) -> bool:

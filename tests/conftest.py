@@ -10,7 +10,7 @@ import kubemeta
 from kubemeta.emulator import ApiEmulator
 from kubemeta.emulator.pki import Pki, make_pki
 
-from harness import INSTALLED
+from harness import INSTALLED, REPO
 
 TOKEN = "test-token-0123456789"
 
@@ -43,6 +43,12 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(f"KUBEMETA_INSTALLED=1 but kubemeta comes from "
                                 f"{kubemeta.__file__}; run pytest from outside the checkout "
                                 f"with /usr/bin/python3")
+    # And testing the checkout means its code, not a package installed on the machine
+    # (which the venv, built on the system's site-packages, would otherwise find first).
+    if not INSTALLED and not Path(kubemeta.__file__).resolve().is_relative_to(REPO):
+        raise pytest.UsageError(f"kubemeta comes from {kubemeta.__file__}, not from the "
+                                f"checkout {REPO}: is the Debian package installed? "
+                                f"Remove it (apt-get purge kubemeta) to test the checkout")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

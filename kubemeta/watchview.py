@@ -1,0 +1,86 @@
+"""A reflector's view, kept in the metadata store: objects are shaped once as
+they arrive (only the fields we emit are kept), and the watch's health is
+logged once per change of state, not once per failure."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from kubemeta.errors import ApiError
+from kubemeta.schema import ShapeError, Shaper
+from kubemeta.store import MetadataStore
+from kubemeta.watchproto import WatchEvent
+
+log = logging.getLogger("kubemeta.watch")
+
+
+class StoreView:
+    def __init__(self, store: MetadataStore, kind: str, shaper: Shaper, what: str,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._store = store
+        self._kind = kind  # "pod" or "ns"
+        self._shaper = shaper
+        self.what = what
+        self._clock = clock
+        self.synced = False
+        self.stale_since: float | None = None
+        self.bad_objects = 0
+
+    def _shape(self, obj: dict[str, Any]) -> tuple[Any, Any] | None:
+        md = obj.get("metadata")
+        name = md.get("name") if isinstance(md, dict) else None
+        if not isinstance(name, str):
+            self.bad_objects += 1
+            return None
+        try:
+            if self._kind == "pod":
+                ns = md.get("namespace") if isinstance(md, dict) else None
+                if not isinstance(ns, str):
+                    self.bad_objects += 1
+                    return None
+                return (ns, name), self._shaper.pod(obj, name)
+            return name, self._shaper.namespace(obj, name)
+        except ShapeError as e:
+            self.bad_objects += 1
+            log.debug("%s: ignoring a malformed object: %s", self.what, e)
+            return None
+
+    def replace(self, items: list[dict[str, Any]]) -> None:
+        entries = {}
+        for obj in items:
+            shaped = self._shape(obj) if isinstance(obj, dict) else None
+            if shaped is not None:
+                entries[shaped[0]] = shaped[1]
+        self._store.replace_watched(self._kind, entries)
+        if not self.synced:
+            self.synced = True
+            log.info("%s: listed %d, now watching", self.what, len(entries),
+                     extra={"event": "watch_synced", "objects": len(entries)})
+        self.live()
+
+    def apply(self, event: WatchEvent) -> None:
+        shaped = self._shape(event.obj)
+        if shaped is None:
+            return
+        key, meta = shaped
+        if event.type == "DELETED":
+            self._store.forget_watched(self._kind, key)
+        else:
+            self._store.put_watched(self._kind, key, meta)
+
+    def stale(self, why: ApiError) -> None:
+        if self.stale_since is None:
+            self.stale_since = self._clock()
+            log.warning("%s: watch failed: %s; serving cached metadata, retrying", self.what,
+                        why.reason, extra={"event": "watch_stale", "api_status": why.status})
+
+    def live(self) -> None:
+        if self.stale_since is not None:
+            log.warning("%s: watch restored after %.0f s", self.what,
+                        self._clock() - self.stale_since,
+                        extra={"event": "watch_live",
+                               "outage_seconds": round(self._clock() - self.stale_since, 1)})
+            self.stale_since = None

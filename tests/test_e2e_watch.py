@@ -1,0 +1,137 @@
+"""source: watch, through a real rsyslogd with the shipped docker setup: labels
+follow MODIFIED events with no GET, a watch cut every few seconds loses and
+duplicates nothing, and a watch whose history expired lists again."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from kubemeta.emulator import ApiEmulator, make_namespace, make_pod
+
+from harness import (
+    DOCKER,
+    Rsyslog,
+    container_log,
+    docker_line,
+    kubemeta_config,
+    shipped_snippet,
+    write_lines,
+)
+
+GETS = ("pod", "namespace")
+
+
+def wait_synced(tmp: Path, timeout: float = 20.0) -> None:
+    """Until the helper says its pod list is in (its own log, not a guess)."""
+    log = tmp / "kubemeta.log"
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if log.exists() and "pods on node node-1: listed" in log.read_text():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"no pod list within {timeout}s: "
+                         f"{log.read_text()[-2000:] if log.exists() else 'no log'}")
+
+
+@contextlib.contextmanager
+def watching(tmp: Path, emu: ApiEmulator, token_file: Path, v: str = "1"
+             ) -> Iterator[tuple[Rsyslog, Path]]:
+    """rsyslogd with the shipped docker setup, its helper's pod list in, one record out."""
+    emu.world.apply(make_namespace("shop", {"team": "shop"}))
+    emu.world.apply(make_pod("shop", "web-1", {"app": "web", "v": v}))
+    cfg = kubemeta_config(tmp, emu, token_file, node_name="node-1", watch_start_jitter=0,
+                          watch_inactivity_timeout=5)
+    log = container_log(tmp, "shop", "web-1", "app")
+    with Rsyslog(tmp, shipped_snippet(tmp, cfg, name=DOCKER)) as rs:
+        write_lines(log, [docker_line("start")])  # rsyslog starts its helper for a record
+        rs.wait_records(1)
+        wait_synced(tmp)
+        yield rs, log
+
+
+def labels_of(recs: list[dict[str, Any]]) -> list[str]:
+    return [r["kubernetes"]["labels"].get("v", "") for r in recs]
+
+
+def test_labels_follow_modified_events_without_gets(tmp_path: Path, emulator: ApiEmulator,
+                                                     token_file: Path) -> None:
+    with watching(tmp_path, emulator, token_file) as (rs, log):
+        emulator.reset_counters()
+        emulator.world.apply(make_pod("shop", "web-1", {"app": "web", "v": "2"}))
+        emulator.world.apply(make_namespace("shop", {"team": "checkout"}))
+        time.sleep(0.5)  # the events travel the open watches
+        write_lines(log, [docker_line("second")])
+        recs = rs.wait_records(2)
+    assert recs[1]["kubernetes"]["labels"] == {"app": "web", "v": "2"}
+    assert recs[1]["kubernetes"]["namespace_labels"]["team"] == "checkout"
+    by_kind = emulator.world.by_kind
+    assert sum(by_kind[k] for k in GETS) == 0, by_kind
+
+
+class Writer(threading.Thread):
+    def __init__(self, path: Path) -> None:
+        super().__init__(daemon=True)
+        self.path = path
+        self.n = 0
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            write_lines(self.path, [docker_line(f"seq {self.n}")])
+            self.n += 1
+            time.sleep(0.005)
+
+
+def test_watch_cut_every_few_seconds_loses_nothing(tmp_path: Path, emulator: ApiEmulator,
+                                                   token_file: Path) -> None:
+    with watching(tmp_path, emulator, token_file, v="0") as (rs, path):
+        writer = Writer(path)
+        writer.start()
+        for v in range(1, 6):
+            time.sleep(2.0)
+            emulator.cut_watches()
+            # A change made while the watch is down arrives when it resumes.
+            emulator.world.apply(make_pod("shop", "web-1", {"app": "web", "v": str(v)}))
+        time.sleep(2.0)
+        writer.stop.set()
+        writer.join()
+        final = writer.n
+        write_lines(path, [docker_line("last")])
+        recs = rs.wait_records(final + 2, timeout=60)
+        time.sleep(1.0)
+        recs = rs.records()
+    seqs = [int(r["log"].split()[1]) for r in recs if r["log"].startswith("seq ")]
+    assert sorted(seqs) == list(range(final)), "every line exactly once"
+    assert all(r["kubernetes"].get("labels", {}).get("app") == "web" for r in recs)
+    versions = [int(v) for v in labels_of(recs)]
+    assert versions == sorted(versions), "labels never go back to an older version"
+    assert versions[-1] == 5
+    kinds = emulator.world.by_kind
+    assert kinds["pod_list"] == 1, "a cut watch resumes from its version, without a list"
+    assert kinds["pod_watch"] >= 6
+
+
+def test_expired_history_lists_again(tmp_path: Path, emulator: ApiEmulator,
+                                     token_file: Path) -> None:
+    with watching(tmp_path, emulator, token_file) as (rs, log):
+        # The API restarts, and the changes made meanwhile leave its history.
+        emulator.set_phase("refused")
+        emulator.world.apply(make_pod("shop", "web-1", {"app": "web", "v": "2"}))
+        emulator.world.compact()
+        time.sleep(1.0)
+        emulator.set_phase("ok")
+        end = time.monotonic() + 20
+        while emulator.world.by_kind["pod_list"] < 2:
+            assert time.monotonic() < end, emulator.world.by_kind
+            time.sleep(0.1)
+        time.sleep(0.5)
+        write_lines(log, [docker_line("after")])
+        recs = rs.wait_records(2)
+    assert recs[1]["kubernetes"]["labels"] == {"app": "web", "v": "2"}
+    text = (tmp_path / "kubemeta.log").read_text()
+    assert "watch history expired (410 Gone); listing again" in text
