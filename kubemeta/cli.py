@@ -219,6 +219,14 @@ def _check(args: argparse.Namespace) -> int:
         ("get namespace default", lambda: api.get_namespace("default")),
         ("get pods in namespace default", lambda: api.get_pod("default", "kubemeta-check")),
     ]
+    node = cfg.node_name
+    if cfg.effective_source() == "watch" and node:
+        checks += [
+            (f"list pods on node {node}", lambda: api.list_pods(node)),
+            ("list namespaces", api.list_namespaces),
+            (f"watch pods on node {node}", lambda: list(api.watch_pods(node, "0", 1))),
+            ("watch namespaces", lambda: list(api.watch_namespaces("0", 1))),
+        ]
     for what, call in checks:
         try:
             call()

@@ -109,6 +109,19 @@ def test_check_passes_against_a_healthy_api(tmp_path: Path, world: ApiEmulator,
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stdout
     assert "ok   get namespace default" in out.stdout
+    assert "list pods" not in out.stdout  # source: get needs no list or watch
+
+
+def test_check_tries_what_a_watch_needs(tmp_path: Path, world: ApiEmulator,
+                                        token_file: Path) -> None:
+    cfg = plain_config(tmp_path, world, token_file=str(token_file))
+    out = subprocess.run([str(KUBEMETA_BIN), "check", "--config", str(cfg),
+                          "--node-name", "node-1"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stdout
+    for what in ("list pods on node node-1", "list namespaces", "watch pods on node node-1",
+                 "watch namespaces"):
+        assert f"ok   {what}" in out.stdout
+    assert world.world.by_kind["pod_watch"] == 1
 
 
 def test_check_names_the_failure(tmp_path: Path, world: ApiEmulator, token_file: Path) -> None:
