@@ -91,6 +91,8 @@ class Config:
     error_retry_interval: float = 5.0
     pod_cache_size: int = 10000
     namespace_cache_size: int = 2000
+    deleted_pod_quiet_period: float = 300.0
+    deleted_pod_max_age: float = 3600.0
     lookup_deadline: float = 0.25
     lookup_workers: int = 4
     # -- outages: retry policy and gentleness --
@@ -187,7 +189,8 @@ def _validate(cfg: Config) -> None:
         if getattr(cfg, name) <= 0:
             raise ConfigError(f"{name}: must be greater than 0, got {getattr(cfg, name)}")
     for name in ("pod_cache_ttl", "namespace_cache_ttl", "not_found_ttl", "error_retry_interval",
-                 "retry_jitter", "watch_start_jitter"):
+                 "retry_jitter", "watch_start_jitter", "deleted_pod_quiet_period",
+                 "deleted_pod_max_age"):
         if getattr(cfg, name) < 0:
             raise ConfigError(f"{name}: must not be negative, got {getattr(cfg, name)}")
     for name in ("pod_cache_size", "namespace_cache_size", "lookup_workers", "breaker_threshold",

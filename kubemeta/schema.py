@@ -28,6 +28,9 @@ class PodMeta:
     labels: Labels | None
     annotations: Labels | None
     node_name: str | None
+    # Not emitted: which containers are this pod's, so that the lines of a deleted
+    # pod's containers find it after a new pod has taken its name.
+    container_ids: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +60,7 @@ class Shaper:
             labels=self._keys(_strmap(md, "labels")),
             annotations=self._keys(self._annotations(_strmap(md, "annotations"))),
             node_name=_str(node),
+            container_ids=_container_ids(obj.get("status")),
         )
 
     def namespace(self, obj: Any, name: str) -> NamespaceMeta:
@@ -97,6 +101,23 @@ def _metadata(obj: Any, kind: str, name: str) -> dict[str, Any]:
     if md.get("name") is not None and md.get("name") != name:
         raise ShapeError(f"asked for {kind} {name!r}, got {str(md.get('name'))[:80]!r}")
     return md
+
+
+_STATUS_LISTS = ("containerStatuses", "initContainerStatuses", "ephemeralContainerStatuses")
+
+
+def _container_ids(status: Any) -> frozenset[str]:
+    """The runtime ids ("containerd://<id>" without the scheme) of every container."""
+    if not isinstance(status, dict):
+        return frozenset()
+    out = set()
+    for key in _STATUS_LISTS:
+        items = status.get(key)
+        for c in items if isinstance(items, list) else ():
+            cid = c.get("containerID") if isinstance(c, dict) else None
+            if isinstance(cid, str) and cid:
+                out.add(cid.rpartition("://")[2])
+    return frozenset(out)
 
 
 def _str(v: Any) -> str | None:

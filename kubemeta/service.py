@@ -51,7 +51,9 @@ def store_settings(cfg: Config) -> StoreSettings:
         pod_cache_size=cfg.pod_cache_size, namespace_cache_size=cfg.namespace_cache_size,
         workers=cfg.lookup_workers, breaker_threshold=cfg.breaker_threshold,
         backoff=Backoff(cfg.retry_initial, cfg.retry_max, cfg.retry_jitter),
-        max_request_rate=cfg.max_request_rate, request_burst=cfg.request_burst)
+        max_request_rate=cfg.max_request_rate, request_burst=cfg.request_burst,
+        deleted_quiet=cfg.deleted_pod_quiet_period, deleted_max_age=cfg.deleted_pod_max_age,
+        deleted_max=cfg.pod_cache_size)
 
 
 def build_store(cfg: Config, clock: Callable[[], float] = time.monotonic) -> MetadataStore:

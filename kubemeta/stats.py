@@ -26,6 +26,7 @@ _HELP = {
     "linesstale": "lines served with metadata past its TTL",
     "linesfilenameonly": "lines served with file-name fields only",
     "linescri": "CRI records unframed into log, stream and time",
+    "linesdeletedpod": "lines served with the metadata of a pod since deleted",
     "sinklines": "omprog mode: enriched lines the sink took",
     "sinkfailures": "omprog mode: sink writes that failed (rsyslog retries them)",
     "breakerstate": "0 closed (API healthy), 1 open (failing), 2 half-open (probing)",

@@ -47,6 +47,16 @@ class Entry(Generic[T]):
 PodKey = tuple[str, str]
 
 
+@dataclass(slots=True)
+class Tombstone:
+    """A deleted pod's last metadata, kept for the lines still to be read from its
+    containers' logs, which name it by uid or container id, never by name alone."""
+
+    entry: Entry[PodMeta]
+    deleted_at: float
+    last_line: float
+
+
 @dataclass
 class Counters:
     """mmkubernetes's counter names, then our own."""
@@ -67,6 +77,7 @@ class Counters:
     linesstale: int = 0          # served from metadata past its TTL
     linesfilenameonly: int = 0   # the pod was not known: file-name fields only
     linescri: int = 0            # CRI records unframed into log/stream/time
+    linesdeletedpod: int = 0     # served with the metadata of a pod since deleted
     sinklines: int = 0           # omprog: lines the sink took
     sinkfailures: int = 0        # omprog: writes that failed and were answered with an error
     apirequests: Counter[str] = field(default_factory=Counter)  # by HTTP status, 0: none
@@ -85,6 +96,9 @@ class StoreSettings:
     backoff: Backoff = field(default_factory=Backoff)
     max_request_rate: float = 20.0
     request_burst: float = 20.0
+    deleted_quiet: float = 300.0
+    deleted_max_age: float = 3600.0
+    deleted_max: int = 10000
 
 
 class Source:
@@ -127,6 +141,9 @@ class MetadataStore:
         self._outage: tuple[float, int, int] | None = None  # start, stale, file-name-only
         self._ready = threading.Event()  # the source is built (or cannot be)
         self._watched: dict[str, set[Any]] = {"pod": set(), "ns": set()}
+        self._deleted: dict[str, Tombstone] = {}     # by pod uid, oldest first
+        self._deleted_cids: dict[str, str] = {}      # container id -> pod uid
+        self._next_sweep = 0.0
 
     STARTUP_GRACE = 2.0
 
@@ -150,10 +167,16 @@ class MetadataStore:
         if now is None:
             now = self._clock()
         with self._lock:
-            pe = self._pods.get(pk)
+            grave = self._grave(ref) if self._deleted else None
+            if grave is not None:
+                grave.last_line = now
+                pe: Entry[PodMeta] | None = grave.entry
+                self.counters.linesdeletedpod += 1
+            else:
+                pe = self._pods.get(pk)
             ne = self._nss.get(nk)
             waits = []
-            if pe is None or pe.fresh_until <= now:
+            if grave is None and (pe is None or pe.fresh_until <= now):
                 ev = self._want(("pod", pk), now, pe is None)
                 if pe is None and ev is not None:
                     waits.append(ev)
@@ -186,7 +209,51 @@ class MetadataStore:
                 self._stalled = True
                 break
         with self._lock:
-            return self._pods.get(pk), self._nss.get(nk)
+            return (pe if grave is not None else self._pods.get(pk)), self._nss.get(nk)
+
+    # -- deleted pods --
+    def _grave(self, ref: PodRef) -> Tombstone | None:
+        """The deleted pod this line is from, if any. Caller holds the lock."""
+        uid = ref.pod_uid
+        if uid is None and ref.container_id is not None:
+            uid = self._deleted_cids.get(ref.container_id)
+        return self._deleted.get(uid) if uid is not None else None
+
+    def _bury(self, pod: PodMeta | None, now: float) -> None:
+        """Caller holds the lock."""
+        if pod is None or pod.uid is None:
+            return
+        self._unbury(pod.uid)
+        while len(self._deleted) >= self._s.deleted_max:
+            self._unbury(next(iter(self._deleted)))
+        self._deleted[pod.uid] = Tombstone(Entry(pod, math.inf), now, now)
+        for cid in pod.container_ids:
+            self._deleted_cids[cid] = pod.uid
+
+    def _unbury(self, uid: str | None) -> None:
+        """Caller holds the lock."""
+        grave = self._deleted.pop(uid, None) if uid is not None else None
+        if grave is not None and grave.entry.value is not None:
+            for cid in grave.entry.value.container_ids:
+                if self._deleted_cids.get(cid) == uid:
+                    del self._deleted_cids[cid]
+
+    SWEEP_INTERVAL = 5.0
+
+    def _sweep(self, now: float) -> None:
+        """Forget deleted pods whose logs went quiet, or that were deleted too long ago.
+        Caller holds the lock."""
+        if now < self._next_sweep:
+            return
+        self._next_sweep = now + self.SWEEP_INTERVAL
+        quiet, max_age = self._s.deleted_quiet, self._s.deleted_max_age
+        for uid, grave in list(self._deleted.items()):
+            if now - grave.last_line > quiet or now - grave.deleted_at > max_age:
+                self._unbury(uid)
+
+    def deleted(self) -> int:
+        with self._lock:
+            return len(self._deleted)
 
     def _want(self, key: Hashable, now: float, urgent: bool) -> threading.Event | None:
         """Queue a fetch of ``key`` unless one is pending. Caller holds the lock."""
@@ -218,6 +285,7 @@ class MetadataStore:
                 self._wake.wait(1.0)
                 return
             now = self._clock()
+            self._sweep(now)
             key, wake_at = self._sched.next(now)
             if key is None:
                 # Capped, so a clock that jumps cannot leave a probe overdue for long.
@@ -307,6 +375,12 @@ class MetadataStore:
         entry = Entry(value, now + ttl)
         with self._wake:
             cache: Any = self._pods if key[0] == "pod" else self._nss
+            if key[0] == "pod":
+                old = cache.get(key[1])
+                if value is None and old is not None:
+                    self._bury(old.value, now)  # deleted since we last asked
+                elif value is not None and self._deleted:
+                    self._unbury(value.uid)
             if key[1] in self._watched[key[0]] and key[1] in cache:
                 pass  # the watch is the fresher source
             elif key[0] == "pod":
@@ -378,17 +452,27 @@ class MetadataStore:
             old = cache.get(key)
             if old is None or old.value != value or key not in self._watched[kind]:
                 cache[key] = Entry(value, math.inf)
+            if kind == "pod" and self._deleted:
+                self._unbury(value.uid)  # not deleted after all (a relist has it)
             self._watched[kind].add(key)
             self._release((kind, key))
 
     def forget_watched(self, kind: str, key: Any) -> None:
-        """The object was deleted: its last metadata serves its last lines for a TTL."""
+        """The object was deleted: a pod is kept for its unread lines (see _bury), a
+        namespace serves its last lines for a TTL."""
         now = self._clock()
         with self._wake:
             cache: Any = self._pods if kind == "pod" else self._nss
             self._watched[kind].discard(key)
             old = cache.get(key)
-            if old is not None:
+            if old is None:
+                return
+            if kind == "pod" and old.value is not None and old.value.uid is not None:
+                # Its lines find it by uid or container id from now on; by name,
+                # they would find whichever pod takes the name next.
+                self._bury(old.value, now)
+                del cache[key]
+            else:
                 ttl = self._s.pod_ttl if kind == "pod" else self._s.namespace_ttl
                 cache[key] = Entry(old.value, now + ttl)
 

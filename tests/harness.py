@@ -170,10 +170,12 @@ def cri_line(text: str, stream: str = "stdout", t: str = "2026-11-21T10:00:00.00
     return "".join(f"{t} {stream} {tag} {chunk}\n" for tag, chunk in zip(tags, chunks, strict=True))
 
 
-def container_log(tmp: Path, namespace: str, pod: str, container: str) -> Path:
+def container_log(tmp: Path, namespace: str, pod: str, container: str,
+                  uid: str | None = None) -> Path:
     d = tmp / "containers"
     d.mkdir(exist_ok=True)
-    return d / f"{pod}_{namespace}_{container}-{container_id(namespace, pod, container)}.log"
+    cid = container_id(namespace, pod, container, uid)
+    return d / f"{pod}_{namespace}_{container}-{cid}.log"
 
 
 def write_lines(path: Path, lines: Iterable[str]) -> None:

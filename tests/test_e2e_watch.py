@@ -135,3 +135,30 @@ def test_expired_history_lists_again(tmp_path: Path, emulator: ApiEmulator,
     assert recs[1]["kubernetes"]["labels"] == {"app": "web", "v": "2"}
     text = (tmp_path / "kubemeta.log").read_text()
     assert "watch history expired (410 Gone); listing again" in text
+
+
+def test_deleted_and_recreated_pods_keep_their_own_metadata(
+        tmp_path: Path, emulator: ApiEmulator, token_file: Path) -> None:
+    with watching(tmp_path, emulator, token_file) as (rs, _):
+        # A Job's pod runs and is deleted before rsyslog reads its lines.
+        emulator.world.apply(make_pod("shop", "job-1", {"job": "backup"}))
+        # A StatefulSet's pod is deleted and made again under the same name.
+        emulator.world.apply(make_pod("shop", "db-0", {"gen": "1"}, uid="uid-db-gen1"))
+        time.sleep(1.0)  # the ADDED events reach the helper
+        emulator.world.delete("Pod", "shop", "job-1")
+        emulator.world.delete("Pod", "shop", "db-0")
+        emulator.world.apply(make_pod("shop", "db-0", {"gen": "2"}, uid="uid-db-gen2"))
+        time.sleep(1.0)
+        write_lines(container_log(tmp_path, "shop", "job-1", "app"),
+                    [docker_line("job line")])
+        write_lines(container_log(tmp_path, "shop", "db-0", "app", "uid-db-gen1"),
+                    [docker_line("old db line")])
+        write_lines(container_log(tmp_path, "shop", "db-0", "app", "uid-db-gen2"),
+                    [docker_line("new db line")])
+        recs = rs.wait_records(4)
+    by_log = {r["log"]: r["kubernetes"] for r in recs}
+    assert by_log["job line\n"]["labels"] == {"job": "backup"}
+    assert by_log["old db line\n"]["labels"] == {"gen": "1"}
+    assert by_log["old db line\n"]["pod_id"] == "uid-db-gen1"
+    assert by_log["new db line\n"]["labels"] == {"gen": "2"}
+    assert by_log["new db line\n"]["pod_id"] == "uid-db-gen2"

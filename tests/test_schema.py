@@ -63,8 +63,20 @@ def test_wrong_types_inside_metadata_are_dropped() -> None:
     obj["metadata"]["labels"] = {"ok": "yes", "n": 5, "l": ["x"]}
     obj["metadata"]["uid"] = 42
     obj["spec"] = "broken"
+    obj["status"]["containerStatuses"] = [{"containerID": 7}, "x", {"containerID": ""}]
+    obj["status"]["initContainerStatuses"] = {"not": "a list"}
     meta = Shaper(True, "_", []).pod(obj, "web-1")
     assert meta == PodMeta(None, {"ok": "yes"}, None, None)
+
+
+def test_container_ids_come_from_every_status_list_without_their_scheme() -> None:
+    obj = pod_obj()
+    obj["status"] = {"containerStatuses": [{"containerID": "containerd://aa"}],
+                     "initContainerStatuses": [{"containerID": "cri-o://bb"}],
+                     "ephemeralContainerStatuses": [{"containerID": "docker://cc"},
+                                                    {"name": "not started yet"}]}
+    meta = Shaper(True, "_", []).pod(obj, "web-1")
+    assert meta.container_ids == frozenset({"aa", "bb", "cc"})
 
 
 def test_reply_with_full_metadata_in_mmkubernetes_order() -> None:

@@ -237,3 +237,75 @@ def test_a_broken_source_means_file_name_fields_only(clock: FakeClock) -> None:
     until(lambda: store._broken)
     assert store.lookup(REF, clock() + 10) == (None, None)
     settle(store)
+
+
+# -- deleted pods --
+OLD = PodMeta("uid-old", {"app": "web", "gen": "1"}, None, "node-1", frozenset({"cid-old"}))
+NEW = PodMeta("uid-new", {"app": "web", "gen": "2"}, None, "node-1", frozenset({"cid-new"}))
+
+
+def line(cid: str | None = None, uid: str | None = None) -> PodRef:
+    return PodRef("shop", "web-1", "app", cid, uid)
+
+
+def labels(store: MetadataStore, ref: PodRef, clock: FakeClock) -> Any:
+    pe, _ = store.lookup(ref, clock() + 1, clock())
+    return pe.value.labels if pe is not None and pe.value is not None else None
+
+
+def test_deleted_pod_serves_its_lines_until_they_go_quiet(clock: FakeClock) -> None:
+    src = FakeSource({}, {"shop": NS})
+    store = make(src, clock, deleted_quiet=300, deleted_max_age=3600)
+    store.put_watched("pod", ("shop", "web-1"), OLD)
+    store.forget_watched("pod", ("shop", "web-1"))  # DELETED
+    for _ in range(10):  # lines keep coming, for longer than the pod TTL
+        clock.advance(100)
+        store.poke()
+        assert labels(store, line("cid-old"), clock) == {"app": "web", "gen": "1"}
+    assert store.counters.linesdeletedpod == 10
+    assert [c for c in src.calls if c[0] == "pod"] == []  # no GET for a known deletion
+    clock.advance(301)  # then quiet
+    until(lambda: (store.poke(), store.deleted())[1] == 0)
+    assert labels(store, line("cid-old"), clock) is None
+
+
+def test_deleted_pod_has_a_hard_cap(clock: FakeClock) -> None:
+    store = make(FakeSource({}, {"shop": NS}), clock, deleted_quiet=300, deleted_max_age=500)
+    store.put_watched("pod", ("shop", "web-1"), OLD)
+    store.forget_watched("pod", ("shop", "web-1"))
+    for _ in range(6):
+        clock.advance(100)
+        labels(store, line("cid-old"), clock)
+    until(lambda: (store.poke(), store.deleted())[1] == 0)
+
+
+def test_recreated_pod_of_the_same_name_never_mixes_with_the_old(clock: FakeClock) -> None:
+    store = make(FakeSource({}, {"shop": NS}), clock)
+    store.put_watched("pod", ("shop", "web-1"), OLD)
+    store.forget_watched("pod", ("shop", "web-1"))
+    store.put_watched("pod", ("shop", "web-1"), NEW)  # a StatefulSet's web-1 again
+    assert labels(store, line("cid-old"), clock) == {"app": "web", "gen": "1"}
+    assert labels(store, line(uid="uid-old"), clock) == {"app": "web", "gen": "1"}
+    assert labels(store, line("cid-new"), clock) == {"app": "web", "gen": "2"}
+    assert labels(store, line("cid-restarted"), clock) == {"app": "web", "gen": "2"}
+
+
+def test_a_404_for_a_pod_we_knew_is_a_deletion(clock: FakeClock) -> None:
+    src = FakeSource({("shop", "web-1"): OLD}, {"shop": NS})
+    store = make(src, clock)
+    assert labels(store, line("cid-old"), clock) == {"app": "web", "gen": "1"}
+    del src.pods[("shop", "web-1")]
+    clock.advance(61)  # past the pod TTL: refreshed, and 404
+    labels(store, line("cid-old"), clock)
+    settle(store)
+    assert store.deleted() == 1
+    assert labels(store, line("cid-old"), clock) == {"app": "web", "gen": "1"}
+
+
+def test_a_relist_that_still_has_the_pod_undoes_the_deletion(clock: FakeClock) -> None:
+    store = make(FakeSource({}, {"shop": NS}), clock)
+    store.replace_watched("pod", {("shop", "web-1"): OLD})
+    store.replace_watched("pod", {})
+    assert store.deleted() == 1
+    store.replace_watched("pod", {("shop", "web-1"): OLD})
+    assert store.deleted() == 0

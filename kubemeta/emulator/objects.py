@@ -11,9 +11,10 @@ def _hex(seed: str) -> str:
     return hashlib.sha256(seed.encode()).hexdigest()
 
 
-def container_id(namespace: str, pod: str, container: str) -> str:
-    """The 64-hex id a runtime would give this container (stable, for tests)."""
-    return _hex(f"{namespace}/{pod}/{container}")
+def container_id(namespace: str, pod: str, container: str, uid: str | None = None) -> str:
+    """The 64-hex id a runtime would give this container (stable, for tests; a pod
+    made with an explicit uid gets ids of its own, as a recreated pod does)."""
+    return _hex(f"{namespace}/{pod}/{container}" + (f"/{uid}" if uid else ""))
 
 
 def make_namespace(name: str, labels: dict[str, str] | None = None,
@@ -50,7 +51,7 @@ def make_pod(namespace: str, name: str, labels: dict[str, str] | None = None,
                 {"name": c, "ready": True, "restartCount": 0,
                  "image": f"registry.example/{c}:1.0",
                  "imageID": f"registry.example/{c}@sha256:{_hex(c)}",
-                 "containerID": f"containerd://{container_id(namespace, name, c)}"}
+                 "containerID": f"containerd://{container_id(namespace, name, c, uid)}"}
                 for c in containers],
         },
     }
