@@ -12,11 +12,14 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kubemeta import __version__, config, logsink
 from kubemeta.config import Config
 from kubemeta.errors import ApiError, ConfigError
+
+if TYPE_CHECKING:
+    from kubemeta.warmstart import SnapshotKeeper
 
 log = logging.getLogger("kubemeta")
 
@@ -103,6 +106,7 @@ def _helper(args: argparse.Namespace, mode: str) -> int:
         os._exit(0)
     store = None
     stats = None
+    keeper: SnapshotKeeper | None = None
     if problem is not None:
         # A broken config must not stop logs: answer with file-name fields.
         log.critical("configuration error: %s; kubemeta answers with file-name fields only "
@@ -112,6 +116,12 @@ def _helper(args: argparse.Namespace, mode: str) -> int:
         from kubemeta.stats import StatsWriter
 
         store = build_store(cfg)
+        if cfg.snapshot_interval > 0:
+            from kubemeta.warmstart import SnapshotKeeper
+
+            keeper = SnapshotKeeper(store, cfg)
+            keeper.load()  # before the first line: known pods are served at once
+            keeper.start()
         store.start()
         if cfg.effective_source() == "watch":
             start_watches(cfg, store)
@@ -134,6 +144,8 @@ def _helper(args: argparse.Namespace, mode: str) -> int:
     log.info("stopping (%s) after %d lines", why, server.lines, extra={"event": "stop"})
     if stats is not None:
         stats.write()  # the last counters, for whoever reads them after us
+    if keeper is not None:
+        keeper.save()
     logging.shutdown()
     # Lookup threads may sit in a hung request; they hold nothing worth waiting for.
     os._exit(0)

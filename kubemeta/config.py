@@ -84,6 +84,7 @@ class Config:
     watch_timeout: float = 300.0
     watch_inactivity_timeout: float = 120.0
     watch_start_jitter: float = 10.0
+    snapshot_interval: float = 60.0  # 0: no warm-start snapshot
     # -- caching and lookups --
     pod_cache_ttl: float = 300.0
     namespace_cache_ttl: float = 900.0
@@ -189,7 +190,8 @@ def _validate(cfg: Config) -> None:
         if getattr(cfg, name) <= 0:
             raise ConfigError(f"{name}: must be greater than 0, got {getattr(cfg, name)}")
     for name in ("pod_cache_ttl", "namespace_cache_ttl", "not_found_ttl", "error_retry_interval",
-                 "retry_jitter", "watch_start_jitter", "deleted_pod_quiet_period",
+                 "retry_jitter", "watch_start_jitter", "snapshot_interval",
+                 "deleted_pod_quiet_period",
                  "deleted_pod_max_age"):
         if getattr(cfg, name) < 0:
             raise ConfigError(f"{name}: must not be negative, got {getattr(cfg, name)}")

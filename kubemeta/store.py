@@ -144,6 +144,7 @@ class MetadataStore:
         self._deleted: dict[str, Tombstone] = {}     # by pod uid, oldest first
         self._deleted_cids: dict[str, str] = {}      # container id -> pod uid
         self._next_sweep = 0.0
+        self.generation = 0  # moves on whenever what a snapshot would hold may have changed
 
     STARTUP_GRACE = 2.0
 
@@ -219,20 +220,24 @@ class MetadataStore:
             uid = self._deleted_cids.get(ref.container_id)
         return self._deleted.get(uid) if uid is not None else None
 
-    def _bury(self, pod: PodMeta | None, now: float) -> None:
+    def _bury(self, pod: PodMeta | None, now: float, deleted_at: float | None = None) -> None:
         """Caller holds the lock."""
         if pod is None or pod.uid is None:
             return
         self._unbury(pod.uid)
         while len(self._deleted) >= self._s.deleted_max:
             self._unbury(next(iter(self._deleted)))
-        self._deleted[pod.uid] = Tombstone(Entry(pod, math.inf), now, now)
+        self._deleted[pod.uid] = Tombstone(Entry(pod, math.inf),
+                                           now if deleted_at is None else deleted_at, now)
+        self.generation += 1
         for cid in pod.container_ids:
             self._deleted_cids[cid] = pod.uid
 
     def _unbury(self, uid: str | None) -> None:
         """Caller holds the lock."""
         grave = self._deleted.pop(uid, None) if uid is not None else None
+        if grave is not None:
+            self.generation += 1
         if grave is not None and grave.entry.value is not None:
             for cid in grave.entry.value.container_ids:
                 if self._deleted_cids.get(cid) == uid:
@@ -381,6 +386,7 @@ class MetadataStore:
                     self._bury(old.value, now)  # deleted since we last asked
                 elif value is not None and self._deleted:
                     self._unbury(value.uid)
+            self.generation += 1
             if key[1] in self._watched[key[0]] and key[1] in cache:
                 pass  # the watch is the fresher source
             elif key[0] == "pod":
@@ -452,6 +458,7 @@ class MetadataStore:
             old = cache.get(key)
             if old is None or old.value != value or key not in self._watched[kind]:
                 cache[key] = Entry(value, math.inf)
+                self.generation += 1
             if kind == "pod" and self._deleted:
                 self._unbury(value.uid)  # not deleted after all (a relist has it)
             self._watched[kind].add(key)
@@ -484,6 +491,35 @@ class MetadataStore:
             self.forget_watched(kind, key)
         for key, value in entries.items():
             self.put_watched(kind, key, value)
+
+    # -- the warm-start snapshot --
+    def export(self, now: float) -> tuple[list[tuple[PodKey, PodMeta]],
+                                          list[tuple[str, NamespaceMeta]],
+                                          list[tuple[PodMeta, float]]]:
+        """What is known (not the 404s), and the deleted pods with their ages."""
+        with self._lock:
+            pods = [(k, e.value) for k, e in list(self._pods.items()) if e.value is not None]
+            nss = [(k, e.value) for k, e in list(self._nss.items()) if e.value is not None]
+            deleted = [(g.entry.value, now - g.deleted_at) for g in self._deleted.values()
+                       if g.entry.value is not None]
+        return pods, nss, deleted
+
+    def preload(self, pods: list[tuple[PodKey, PodMeta]], nss: list[tuple[str, NamespaceMeta]],
+                deleted: list[tuple[PodMeta, float]], fresh_until: Callable[[], float]) -> None:
+        """Seed the caches (never over what is already known): served at once, and
+        refreshed in the background from ``fresh_until()`` on."""
+        now = self._clock()
+        with self._wake:
+            for key, pod in pods[-self._s.pod_cache_size:]:
+                if key not in self._pods:
+                    self._pods[key] = Entry(pod, fresh_until())
+            for name, ns in nss[-self._s.namespace_cache_size:]:
+                if name not in self._nss:
+                    self._nss[name] = Entry(ns, fresh_until())
+            for pod, age in deleted:
+                if age < self._s.deleted_max_age and pod.uid not in self._deleted:
+                    self._bury(pod, now, now - age)
+            self.generation += 1
 
     def watched(self, kind: str) -> int:
         with self._lock:

@@ -11,6 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from kubemeta.emulator import ApiEmulator, make_namespace, make_pod
 
 from harness import (
@@ -162,3 +164,31 @@ def test_deleted_and_recreated_pods_keep_their_own_metadata(
     assert by_log["old db line\n"]["pod_id"] == "uid-db-gen1"
     assert by_log["new db line\n"]["labels"] == {"gen": "2"}
     assert by_log["new db line\n"]["pod_id"] == "uid-db-gen2"
+
+
+@pytest.mark.parametrize("source", ["get", "watch"])
+def test_helper_restarted_during_403_enriches_known_pods_from_its_first_line(
+        tmp_path: Path, emulator: ApiEmulator, token_file: Path, source: str) -> None:
+    emulator.world.apply(make_namespace("shop", {"team": "shop"}))
+    emulator.world.apply(make_pod("shop", "web-1", {"app": "web"}))
+    cfg = kubemeta_config(tmp_path, emulator, token_file, node_name="node-1", source=source,
+                          watch_start_jitter=0)
+    log = container_log(tmp_path, "shop", "web-1", "app")
+    rs = Rsyslog(tmp_path, shipped_snippet(tmp_path, cfg, name=DOCKER))
+    with rs:
+        write_lines(log, [docker_line("before")])
+        rs.wait_records(1)
+    # Written when the helper stops, which rsyslog does not wait for.
+    end = time.monotonic() + 10
+    while not (tmp_path / "state" / "snapshot.json").exists():
+        assert time.monotonic() < end, "no snapshot written when the helper stopped"
+        time.sleep(0.05)
+    emulator.set_phase("forbidden")  # a control-plane restart: RBAC not synced yet
+    with rs:
+        write_lines(log, [docker_line("after")])
+        recs = rs.wait_records(2)
+    assert recs[1]["log"] == "after\n"
+    assert recs[1]["kubernetes"]["labels"] == {"app": "web"}
+    assert recs[1]["kubernetes"]["namespace_labels"]["team"] == "shop"
+    text = (tmp_path / "kubemeta.log").read_text()
+    assert "warm start: 1 pods, 1 namespaces" in text

@@ -1,0 +1,162 @@
+"""The warm-start snapshot: the metadata a helper knew, kept in ``state_dir`` so
+that a helper started while the API is down enriches known pods from its first
+line.
+
+``encode`` and ``decode`` are pure. A snapshot names what it was made for (the
+API, the node, the output shaping): one made for anything else is foreign, and
+``decode`` refuses it, as it refuses a corrupt one, with SnapshotError and
+nothing else. ``write`` replaces the file atomically (0640); ``read`` reads at
+most ``MAX_BYTES``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from dataclasses import dataclass
+from typing import Any
+
+from kubemeta import jsonlib
+from kubemeta.errors import KubemetaError
+from kubemeta.schema import NamespaceMeta, PodMeta
+
+FORMAT = "kubemeta-snapshot"
+VERSION = 1
+MAX_BYTES = 32 * 1024 * 1024
+FILENAME = "snapshot.json"
+
+
+class SnapshotError(KubemetaError):
+    """A snapshot that cannot be used: unreadable, corrupt, too large or foreign."""
+
+
+@dataclass(frozen=True)
+class Contents:
+    pods: list[tuple[tuple[str, str], PodMeta]]
+    namespaces: list[tuple[str, NamespaceMeta]]
+    deleted: list[tuple[PodMeta, float]]  # a deleted pod and how long ago, in seconds
+
+
+def identity(kubernetes_url: str, node_name: str | None, de_dot: bool, separator: str,
+             annotation_match: tuple[str, ...]) -> dict[str, Any]:
+    """What a snapshot's metadata depends on: any difference makes it foreign."""
+    return {"kubernetes_url": kubernetes_url, "node_name": node_name,
+            "shape": [de_dot, separator, list(annotation_match)]}
+
+
+def encode(contents: Contents, ident: dict[str, Any], written_at: float) -> bytes:
+    doc = {
+        "format": FORMAT, "version": VERSION, "for": ident, "written_at": written_at,
+        "pods": [_pod(meta, key) for key, meta in contents.pods],
+        "namespaces": [{"name": name, "uid": m.uid, "labels": m.labels,
+                        "annotations": m.annotations, "created": m.creation_timestamp}
+                       for name, m in contents.namespaces],
+        "deleted": [{**_pod(meta, None), "age": round(age, 1)}
+                    for meta, age in contents.deleted],
+    }
+    return jsonlib.dumps(doc)
+
+
+def decode(data: bytes, ident: dict[str, Any]) -> tuple[Contents, float]:
+    """The contents, and when they were written (seconds since the epoch)."""
+    try:
+        doc = jsonlib.loads(data)
+    except (ValueError, RecursionError) as e:
+        raise SnapshotError("not JSON") from e
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise SnapshotError("not a kubemeta snapshot")
+    if doc.get("version") != VERSION:
+        raise SnapshotError(f"snapshot version {doc.get('version')!r}, expected {VERSION}")
+    if doc.get("for") != ident:
+        raise SnapshotError(f"made for another setup ({_describe(doc.get('for'))})")
+    written = doc.get("written_at")
+    if not isinstance(written, int | float):
+        raise SnapshotError("no time of writing")
+    try:
+        pods = [((p["ns"], p["name"]), _meta(p)) for p in _items(doc, "pods")]
+        nss = [(n["name"], NamespaceMeta(_s(n, "uid"), _m(n, "labels"), _m(n, "annotations"),
+                                         _s(n, "created")))
+               for n in _items(doc, "namespaces") if isinstance(n.get("name"), str)]
+        deleted = [(_meta(p), float(p["age"])) for p in _items(doc, "deleted")]
+    except (KeyError, TypeError, ValueError) as e:
+        raise SnapshotError(f"malformed entry: {e}") from e
+    for (ns, name), _ in pods:
+        if not isinstance(ns, str) or not isinstance(name, str):
+            raise SnapshotError("malformed pod key")
+    return Contents(pods, nss, deleted), float(written)
+
+
+def write(path: str, data: bytes) -> None:
+    """Replace ``path`` atomically: readers see the old file or the new, never half."""
+    directory = os.path.dirname(path) or "."
+    fd, tmp = tempfile.mkstemp(prefix=".snapshot-", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o640)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def read(path: str) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_BYTES + 1)
+    except OSError as e:
+        raise SnapshotError(e.strerror or str(e)) from e
+    if len(data) > MAX_BYTES:
+        raise SnapshotError(f"larger than {MAX_BYTES} bytes")
+    return data
+
+
+def _pod(meta: PodMeta, key: tuple[str, str] | None) -> dict[str, Any]:
+    out: dict[str, Any] = {"uid": meta.uid, "labels": meta.labels,
+                           "annotations": meta.annotations, "node": meta.node_name,
+                           "cids": sorted(meta.container_ids)}
+    if key is not None:
+        out["ns"], out["name"] = key
+    return out
+
+
+def _meta(p: dict[str, Any]) -> PodMeta:
+    cids = p.get("cids") or []
+    if not isinstance(cids, list) or not all(isinstance(c, str) for c in cids):
+        raise ValueError("cids")
+    return PodMeta(_s(p, "uid"), _m(p, "labels"), _m(p, "annotations"), _s(p, "node"),
+                   frozenset(cids))
+
+
+def _items(doc: dict[str, Any], key: str) -> list[dict[str, Any]]:
+    items = doc.get(key)
+    if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+        raise ValueError(f"{key} is not a list of objects")
+    return items
+
+
+def _s(d: dict[str, Any], key: str) -> str | None:
+    v = d.get(key)
+    if v is not None and not isinstance(v, str):
+        raise ValueError(key)
+    return v
+
+
+def _m(d: dict[str, Any], key: str) -> dict[str, str] | None:
+    v = d.get(key)
+    if v is None:
+        return None
+    if not isinstance(v, dict) or not all(isinstance(k, str) and isinstance(x, str)
+                                          for k, x in v.items()):
+        raise ValueError(key)
+    return v
+
+
+def _describe(ident: Any) -> str:
+    if not isinstance(ident, dict):
+        return "unknown"
+    return f"API {ident.get('kubernetes_url')}, node {ident.get('node_name')}"

@@ -1,0 +1,103 @@
+"""Keeps the warm-start snapshot: loads it into the store at start, writes it
+every ``snapshot_interval`` seconds when something changed, and at exit."""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import threading
+import time
+from collections.abc import Callable
+
+from kubemeta import snapshot
+from kubemeta.config import Config
+from kubemeta.store import MetadataStore
+
+log = logging.getLogger("kubemeta.snapshot")
+
+
+class SnapshotKeeper:
+    def __init__(self, store: MetadataStore, cfg: Config,
+                 clock: Callable[[], float] = time.monotonic,
+                 wall: Callable[[], float] = time.time,
+                 rng: random.Random | None = None) -> None:
+        self._store = store
+        self.path = os.path.join(cfg.state_dir, snapshot.FILENAME)
+        self._ident = snapshot.identity(cfg.kubernetes_url, cfg.node_name, cfg.de_dot,
+                                        cfg.de_dot_separator, cfg.annotation_match)
+        self._interval = cfg.snapshot_interval
+        self._ttl = cfg.pod_cache_ttl
+        self._clock = clock
+        self._wall = wall
+        self._rng = rng or random.Random()
+        self._written = -1          # the store generation last written
+        self._failing = False       # a write failed; logged once until one works
+        self._lock = threading.Lock()
+
+    def load(self) -> int:
+        """Seed the store; returns how many pods came from the snapshot."""
+        try:
+            contents, written = snapshot.decode(snapshot.read(self.path), self._ident)
+        except snapshot.SnapshotError as e:
+            if os.path.exists(self.path):
+                log.warning("ignoring the snapshot %s: %s; starting without it", self.path, e,
+                            extra={"event": "snapshot_ignored"})
+            else:
+                log.info("no snapshot at %s yet; starting without it", self.path,
+                         extra={"event": "snapshot_none"})
+            return 0
+
+        def fresh_until() -> float:
+            # Served at once; refreshed later, spread out so a fleet started together
+            # does not ask for everything at the same moment.
+            return self._clock() + self._rng.uniform(0.5, 1.0) * self._ttl
+
+        self._store.preload(contents.pods, contents.namespaces, contents.deleted, fresh_until)
+        self._written = self._store.generation
+        log.info("warm start: %d pods, %d namespaces and %d deleted pods from %s, written "
+                 "%.0f s ago", len(contents.pods), len(contents.namespaces),
+                 len(contents.deleted), self.path, max(0.0, self._wall() - written),
+                 extra={"event": "snapshot_loaded", "pods": len(contents.pods)})
+        return len(contents.pods)
+
+    def save(self) -> bool:
+        """Write the snapshot if anything changed since the last one; True if written."""
+        with self._lock:
+            generation = self._store.generation
+            if generation == self._written:
+                return False
+            pods, nss, deleted = self._store.export(self._clock())
+            data = snapshot.encode(snapshot.Contents(pods, nss, deleted), self._ident,
+                                   self._wall())
+            if len(data) > snapshot.MAX_BYTES:
+                self._fail(f"it would be larger than {snapshot.MAX_BYTES} bytes")
+                return False
+            try:
+                snapshot.write(self.path, data)
+            except OSError as e:
+                self._fail(e.strerror or str(e))
+                return False
+            self._written = generation
+            if self._failing:
+                self._failing = False
+                log.warning("snapshot %s written again", self.path,
+                            extra={"event": "snapshot_ok"})
+            return True
+
+    def _fail(self, why: str) -> None:
+        if not self._failing:
+            self._failing = True
+            log.warning("cannot write the snapshot %s: %s; a restarted helper will start "
+                        "without it", self.path, why, extra={"event": "snapshot_failed"})
+
+    def start(self) -> None:
+        def run() -> None:
+            while True:
+                time.sleep(self._interval)
+                try:
+                    self.save()
+                except Exception:  # the writer must never die
+                    log.exception("snapshot writer error", extra={"event": "bug"})
+
+        threading.Thread(target=run, name="kubemeta-snapshot", daemon=True).start()
