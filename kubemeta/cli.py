@@ -227,29 +227,34 @@ def _check(args: argparse.Namespace) -> int:
         print(f"FAIL API client: {e}")
         return 2
     failed = False
+    at = f"at {api.url}"
     checks: list[tuple[str, Callable[[], object]]] = [
-        ("get namespace default", lambda: api.get_namespace("default")),
-        ("get pods in namespace default", lambda: api.get_pod("default", "kubemeta-check")),
+        (f"get namespace default {at}", lambda: api.get_namespace("default")),
+        (f"get pods in namespace default {at}",
+         lambda: api.get_pod("default", "kubemeta-check")),
     ]
     node = cfg.node_name
+    if cfg.effective_source() == "kubelet":
+        kubelet = kubeapi.KubeApi(cfg, kubelet=True)
+        checks.append((f"get pods from the kubelet at {cfg.kubelet_url}", kubelet.kubelet_pods))
     if cfg.effective_source() == "watch" and node:
         checks += [
-            (f"list pods on node {node}", lambda: api.list_pods(node)),
-            ("list namespaces", api.list_namespaces),
-            (f"watch pods on node {node}", lambda: list(api.watch_pods(node, "0", 1))),
-            ("watch namespaces", lambda: list(api.watch_namespaces("0", 1))),
+            (f"list pods on node {node} {at}", lambda: api.list_pods(node)),
+            (f"list namespaces {at}", api.list_namespaces),
+            (f"watch pods on node {node} {at}", lambda: list(api.watch_pods(node, "0", 1))),
+            (f"watch namespaces {at}", lambda: list(api.watch_namespaces("0", 1))),
         ]
     for what, call in checks:
         try:
             call()
-            print(f"ok   {what} at {api.url}")
+            print(f"ok   {what}")
         except ApiError as e:
             if e.status == 404:
                 # A 404 proves the read is allowed: the object just is not there.
-                print(f"ok   {what} at {api.url} (allowed; object not found)")
+                print(f"ok   {what} (allowed; object not found)")
                 continue
             failed = True
-            print(f"FAIL {what} at {api.url}: {e.reason}")
+            print(f"FAIL {what}: {e.reason}")
     return 1 if failed else 0
 
 

@@ -75,6 +75,7 @@ class Config:
     de_dot: bool = True
     de_dot_separator: str = "_"
     annotation_match: tuple[str, ...] = ()
+    extra_fields: tuple[str, ...] = ()  # pod_ip, container_image, container_image_id, owner
     # -- the log line itself --
     parse_cri: bool = True
     merge_log: bool = False
@@ -84,6 +85,11 @@ class Config:
     watch_timeout: float = 300.0
     watch_inactivity_timeout: float = 120.0
     watch_start_jitter: float = 10.0
+    kubelet_url: str = "https://127.0.0.1:10250"
+    kubelet_ca_file: str | None = None  # None: ca_file
+    kubelet_insecure_skip_tls_verify: bool = False
+    kubelet_refresh_interval: float = 30.0
+    kubelet_min_interval: float = 2.0
     snapshot_interval: float = 60.0  # 0: no warm-start snapshot
     # -- caching and lookups --
     pod_cache_ttl: float = 300.0
@@ -186,11 +192,11 @@ def _validate(cfg: Config) -> None:
     for name in ("api_connect_timeout", "api_read_timeout", "lookup_deadline", "retry_initial",
                  "retry_max", "max_request_rate", "stats_interval", "sink_timeout",
                  "sink_retry_initial", "sink_retry_max", "watch_timeout",
-                 "watch_inactivity_timeout"):
+                 "watch_inactivity_timeout", "kubelet_refresh_interval"):
         if getattr(cfg, name) <= 0:
             raise ConfigError(f"{name}: must be greater than 0, got {getattr(cfg, name)}")
     for name in ("pod_cache_ttl", "namespace_cache_ttl", "not_found_ttl", "error_retry_interval",
-                 "retry_jitter", "watch_start_jitter", "snapshot_interval",
+                 "retry_jitter", "watch_start_jitter", "snapshot_interval", "kubelet_min_interval",
                  "deleted_pod_quiet_period",
                  "deleted_pod_max_age"):
         if getattr(cfg, name) < 0:
@@ -241,8 +247,16 @@ def _validate(cfg: Config) -> None:
             re.compile(pattern)
         except re.error as e:
             raise ConfigError(f"annotation_match[{i}]: not a valid regular expression: {e}") from e
-    if cfg.source not in (None, "get", "watch"):
-        raise ConfigError(f"source: one of get, watch; got {cfg.source!r}")
+    from kubemeta.schema import EXTRA_FIELDS
+
+    for i, name in enumerate(cfg.extra_fields):
+        if name not in EXTRA_FIELDS:
+            raise ConfigError(f"extra_fields[{i}]: one of {', '.join(EXTRA_FIELDS)}; "
+                              f"got {name!r}")
+    if cfg.source not in (None, "get", "watch", "kubelet"):
+        raise ConfigError(f"source: one of get, watch, kubelet; got {cfg.source!r}")
+    if not re.match(r"^https://[^/\s]+", cfg.kubelet_url):
+        raise ConfigError(f"kubelet_url: expected https://host[:port], got {cfg.kubelet_url!r}")
     if cfg.effective_source() == "watch" and not cfg.node_name:
         raise ConfigError("source: watch needs node_name (the watch is of this node's pods)")
     if (cfg.client_cert_file is None) != (cfg.client_key_file is None):

@@ -71,7 +71,9 @@ class TokenSource:
 class KubeApi:
     """GETs of single objects, answered from the API server's cache (resourceVersion=0)."""
 
-    def __init__(self, cfg: Config) -> None:
+    def __init__(self, cfg: Config, kubelet: bool = False) -> None:
+        """The API server's client; with ``kubelet``, the node's kubelet's, with the
+        same credentials and the kubelet_* address and TLS settings."""
         self._cfg = cfg
         conf = kubernetes.client.Configuration()
         if cfg.kubeconfig:
@@ -91,7 +93,14 @@ class KubeApi:
         if cfg.client_cert_file:
             conf.cert_file = cfg.client_cert_file
             conf.key_file = cfg.client_key_file
-        if cfg.insecure_skip_tls_verify:
+        insecure = cfg.insecure_skip_tls_verify
+        if kubelet:
+            conf.host = cfg.kubelet_url.rstrip("/")
+            self.url = cfg.kubelet_url
+            if cfg.kubelet_ca_file:
+                conf.ssl_ca_cert = cfg.kubelet_ca_file
+            insecure = cfg.kubelet_insecure_skip_tls_verify
+        if insecure:
             conf.verify_ssl = False
             urllib3.disable_warnings()
         # We own retries and their pacing; urllib3 must not retry behind our back.
@@ -146,6 +155,10 @@ class KubeApi:
         return self._get("/api/v1/pods", {}, [
             ("fieldSelector", f"spec.nodeName={node}"), ("resourceVersion", "0")],
             MAX_LIST_BYTES)
+
+    def kubelet_pods(self) -> Any:
+        """The kubelet's own list of its pods (a client built with ``kubelet``)."""
+        return self._get("/pods", {}, [], MAX_LIST_BYTES)
 
     def list_namespaces(self) -> Any:
         return self._get("/api/v1/namespaces", {}, [("resourceVersion", "0")], MAX_LIST_BYTES)

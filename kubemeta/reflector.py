@@ -32,7 +32,7 @@ log = logging.getLogger("kubemeta.reflector")
 
 
 class View(Protocol):
-    def replace(self, items: list[dict[str, Any]]) -> None:
+    def replace(self, items: list[dict[str, Any]]) -> object:
         """A complete list: everything else is gone; the view is in sync."""
 
     def apply(self, event: WatchEvent) -> None:

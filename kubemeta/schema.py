@@ -31,6 +31,10 @@ class PodMeta:
     # Not emitted: which containers are this pod's, so that the lines of a deleted
     # pod's containers find it after a new pod has taken its name.
     container_ids: frozenset[str] = frozenset()
+    # extra_fields, only those asked for: pod-level ones in output order, and each
+    # container's (image, image id).
+    extra: tuple[tuple[str, str], ...] = ()
+    images: dict[str, tuple[str | None, str | None]] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,11 +49,17 @@ class ShapeError(ValueError):
     """An API object that is not shaped like the kind we asked for."""
 
 
+EXTRA_FIELDS = ("pod_ip", "container_image", "container_image_id", "owner")
+OWNER_KEYS = ("deployment", "statefulset", "daemonset", "job", "cronjob")
+
+
 class Shaper:
-    def __init__(self, de_dot: bool, separator: str, annotation_match: Iterable[str]) -> None:
+    def __init__(self, de_dot: bool, separator: str, annotation_match: Iterable[str],
+                 extra_fields: Iterable[str] = ()) -> None:
         self._de_dot = de_dot
         self._sep = separator
         self._match = [re.compile(p) for p in annotation_match]
+        self._extra = frozenset(extra_fields)
 
     def pod(self, obj: Any, name: str) -> PodMeta:
         md = _metadata(obj, "Pod", name)
@@ -61,7 +71,27 @@ class Shaper:
             annotations=self._keys(self._annotations(_strmap(md, "annotations"))),
             node_name=_str(node),
             container_ids=_container_ids(obj.get("status")),
+            **(self._extras(obj, md) if self._extra else {}),
         )
+
+    def _extras(self, obj: dict[str, Any], md: dict[str, Any]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        raw = obj.get("status")
+        status: dict[str, Any] = raw if isinstance(raw, dict) else {}
+        pod_level: list[tuple[str, str]] = []
+        if "pod_ip" in self._extra:
+            ip = _str(status.get("podIP"))
+            if ip:
+                pod_level.append(("pod_ip", ip))
+        if "owner" in self._extra:
+            pod_level.extend(owner_fields(md))
+        out["extra"] = tuple(pod_level)
+        if self._extra & {"container_image", "container_image_id"}:
+            keep_image = "container_image" in self._extra
+            keep_id = "container_image_id" in self._extra
+            out["images"] = {name: (image if keep_image else None, iid if keep_id else None)
+                             for name, (image, iid) in _images(obj.get("spec"), status).items()}
+        return out
 
     def namespace(self, obj: Any, name: str) -> NamespaceMeta:
         md = _metadata(obj, "Namespace", name)
@@ -120,6 +150,57 @@ def _container_ids(status: Any) -> frozenset[str]:
     return frozenset(out)
 
 
+_CRONJOB_JOB = re.compile(r"^(.+)-[0-9]{8,}$")  # <cronjob>-<scheduled time, in minutes>
+
+
+def owner_fields(md: dict[str, Any]) -> list[tuple[str, str]]:
+    """The workload that owns a pod, from its controller reference alone.
+
+    A ReplicaSet named <deployment>-<pod-template-hash> (the hash being the pod's
+    own label) belongs to that Deployment; a Job named <name>-<digits> is taken
+    to be a CronJob's. Nothing else is fetched, so nothing is watched cluster-wide.
+    """
+    refs = md.get("ownerReferences")
+    ctrl = next((r for r in refs if isinstance(r, dict) and r.get("controller") is True),
+                None) if isinstance(refs, list) else None
+    if ctrl is None:
+        return []
+    kind, name = ctrl.get("kind"), ctrl.get("name")
+    if not isinstance(name, str) or not name:
+        return []
+    if kind == "ReplicaSet":
+        labels = md.get("labels")
+        h = labels.get("pod-template-hash") if isinstance(labels, dict) else None
+        if isinstance(h, str) and h and name.endswith("-" + h):
+            return [("deployment", name[:-len(h) - 1])]
+        return []
+    if kind == "StatefulSet":
+        return [("statefulset", name)]
+    if kind == "DaemonSet":
+        return [("daemonset", name)]
+    if kind == "Job":
+        m = _CRONJOB_JOB.match(name)
+        return [("job", name)] + ([("cronjob", m[1])] if m else [])
+    return []
+
+
+def _images(spec: Any, status: dict[str, Any]) -> dict[str, tuple[str | None, str | None]]:
+    """Each container's image (as running, else as specified) and image id."""
+    out: dict[str, tuple[str | None, str | None]] = {}
+    for key in ("initContainers", "containers", "ephemeralContainers"):
+        items = spec.get(key) if isinstance(spec, dict) else None
+        for c in items if isinstance(items, list) else ():
+            if isinstance(c, dict) and isinstance(c.get("name"), str):
+                out[c["name"]] = (_str(c.get("image")), None)
+    for key in _STATUS_LISTS:
+        items = status.get(key)
+        for c in items if isinstance(items, list) else ():
+            if isinstance(c, dict) and isinstance(c.get("name"), str):
+                image = _str(c.get("image")) or out.get(c["name"], (None, None))[0]
+                out[c["name"]] = (image, _str(c.get("imageID")) or None)
+    return out
+
+
 def _str(v: Any) -> str | None:
     return v if isinstance(v, str) else None
 
@@ -159,6 +240,15 @@ def kubernetes_fields(ref: PodRef, pod: PodMeta | None, ns: NamespaceMeta | None
     k["namespace_name"] = ref.namespace
     k["container_name"] = ref.container
     k["master_url"] = master_url
+    if pod is not None:
+        # extra_fields, after mmkubernetes's own (none unless asked for)
+        k.update(pod.extra)
+        if pod.images is not None:
+            image, image_id = pod.images.get(ref.container, (None, None))
+            if image:
+                k["container_image"] = image
+            if image_id:
+                k["container_image_id"] = image_id
     return k
 
 

@@ -34,7 +34,7 @@ log = logging.getLogger("kubemeta")
 
 
 def api_source_factory(cfg: Config) -> Callable[[], Source]:
-    shaper = Shaper(cfg.de_dot, cfg.de_dot_separator, cfg.annotation_match)
+    shaper = Shaper(cfg.de_dot, cfg.de_dot_separator, cfg.annotation_match, cfg.extra_fields)
 
     def make() -> Source:
         from kubemeta import kubeapi  # the slow import happens in a worker thread
@@ -57,7 +57,18 @@ def store_settings(cfg: Config) -> StoreSettings:
 
 
 def build_store(cfg: Config, clock: Callable[[], float] = time.monotonic) -> MetadataStore:
-    return MetadataStore(api_source_factory(cfg), clock=clock, settings=store_settings(cfg))
+    if cfg.effective_source() != "kubelet":
+        return MetadataStore(api_source_factory(cfg), clock=clock, settings=store_settings(cfg))
+    shaper = Shaper(cfg.de_dot, cfg.de_dot_separator, cfg.annotation_match, cfg.extra_fields)
+    box: list[MetadataStore] = []
+
+    def make() -> Source:
+        from kubemeta import kubeletsource  # imports the client: off the first reply's path
+
+        return kubeletsource.factory(cfg, shaper, box)()  # type: ignore[return-value]
+
+    box.append(MetadataStore(make, clock=clock, settings=store_settings(cfg)))
+    return box[0]
 
 
 def start_watches(cfg: Config, store: MetadataStore) -> None:
@@ -65,7 +76,7 @@ def start_watches(cfg: Config, store: MetadataStore) -> None:
     watched, each by a reflector in a thread of its own, into ``store``."""
     assert cfg.node_name is not None
     node = cfg.node_name
-    shaper = Shaper(cfg.de_dot, cfg.de_dot_separator, cfg.annotation_match)
+    shaper = Shaper(cfg.de_dot, cfg.de_dot_separator, cfg.annotation_match, cfg.extra_fields)
     backoff = Backoff(cfg.retry_initial, cfg.retry_max, cfg.retry_jitter)
     rng = random.Random()
 

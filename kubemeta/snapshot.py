@@ -39,10 +39,11 @@ class Contents:
 
 
 def identity(kubernetes_url: str, node_name: str | None, de_dot: bool, separator: str,
-             annotation_match: tuple[str, ...]) -> dict[str, Any]:
+             annotation_match: tuple[str, ...], extra_fields: tuple[str, ...] = ()
+             ) -> dict[str, Any]:
     """What a snapshot's metadata depends on: any difference makes it foreign."""
     return {"kubernetes_url": kubernetes_url, "node_name": node_name,
-            "shape": [de_dot, separator, list(annotation_match)]}
+            "shape": [de_dot, separator, list(annotation_match), sorted(extra_fields)]}
 
 
 def encode(contents: Contents, ident: dict[str, Any], written_at: float) -> bytes:
@@ -119,6 +120,10 @@ def _pod(meta: PodMeta, key: tuple[str, str] | None) -> dict[str, Any]:
     out: dict[str, Any] = {"uid": meta.uid, "labels": meta.labels,
                            "annotations": meta.annotations, "node": meta.node_name,
                            "cids": sorted(meta.container_ids)}
+    if meta.extra:
+        out["extra"] = [list(kv) for kv in meta.extra]
+    if meta.images is not None:
+        out["images"] = {name: list(v) for name, v in meta.images.items()}
     if key is not None:
         out["ns"], out["name"] = key
     return out
@@ -128,8 +133,20 @@ def _meta(p: dict[str, Any]) -> PodMeta:
     cids = p.get("cids") or []
     if not isinstance(cids, list) or not all(isinstance(c, str) for c in cids):
         raise ValueError("cids")
+    extra = p.get("extra") or []
+    if not isinstance(extra, list) or not all(
+            isinstance(kv, list) and len(kv) == 2 and all(isinstance(x, str) for x in kv)
+            for kv in extra):
+        raise ValueError("extra")
+    images = p.get("images")
+    if images is not None and not (isinstance(images, dict) and all(
+            isinstance(v, list) and len(v) == 2 and all(x is None or isinstance(x, str)
+                                                        for x in v)
+            for v in images.values())):
+        raise ValueError("images")
     return PodMeta(_s(p, "uid"), _m(p, "labels"), _m(p, "annotations"), _s(p, "node"),
-                   frozenset(cids))
+                   frozenset(cids), tuple((k, v) for k, v in extra),
+                   None if images is None else {k: (v[0], v[1]) for k, v in images.items()})
 
 
 def _items(doc: dict[str, Any], key: str) -> list[dict[str, Any]]:

@@ -25,7 +25,8 @@ class SnapshotKeeper:
         self._store = store
         self.path = os.path.join(cfg.state_dir, snapshot.FILENAME)
         self._ident = snapshot.identity(cfg.kubernetes_url, cfg.node_name, cfg.de_dot,
-                                        cfg.de_dot_separator, cfg.annotation_match)
+                                        cfg.de_dot_separator, cfg.annotation_match,
+                                        cfg.extra_fields)
         self._interval = cfg.snapshot_interval
         self._ttl = cfg.pod_cache_ttl
         self._clock = clock

@@ -19,7 +19,8 @@ log = logging.getLogger("kubemeta.watch")
 
 class StoreView:
     def __init__(self, store: MetadataStore, kind: str, shaper: Shaper, what: str,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, verb: str = "watching") -> None:
+        self._verb = verb
         self._store = store
         self._kind = kind  # "pod" or "ns"
         self._shaper = shaper
@@ -48,7 +49,8 @@ class StoreView:
             log.debug("%s: ignoring a malformed object: %s", self.what, e)
             return None
 
-    def replace(self, items: list[dict[str, Any]]) -> None:
+    def replace(self, items: list[dict[str, Any]]) -> dict[Any, Any]:
+        """Returns the shaped objects, by key."""
         entries = {}
         for obj in items:
             shaped = self._shape(obj) if isinstance(obj, dict) else None
@@ -57,9 +59,10 @@ class StoreView:
         self._store.replace_watched(self._kind, entries)
         if not self.synced:
             self.synced = True
-            log.info("%s: listed %d, now watching", self.what, len(entries),
+            log.info("%s: listed %d, now %s", self.what, len(entries), self._verb,
                      extra={"event": "watch_synced", "objects": len(entries)})
         self.live()
+        return entries
 
     def apply(self, event: WatchEvent) -> None:
         shaped = self._shape(event.obj)
@@ -74,12 +77,14 @@ class StoreView:
     def stale(self, why: ApiError) -> None:
         if self.stale_since is None:
             self.stale_since = self._clock()
-            log.warning("%s: watch failed: %s; serving cached metadata, retrying", self.what,
+            log.warning("%s: %s failed: %s; serving cached metadata, retrying", self.what,
+                        "watch" if self._verb == "watching" else "list",
                         why.reason, extra={"event": "watch_stale", "api_status": why.status})
 
     def live(self) -> None:
         if self.stale_since is not None:
-            log.warning("%s: watch restored after %.0f s", self.what,
+            log.warning("%s: %s restored after %.0f s", self.what,
+                        "watch" if self._verb == "watching" else "list",
                         self._clock() - self.stale_since,
                         extra={"event": "watch_live",
                                "outage_seconds": round(self._clock() - self.stale_since, 1)})

@@ -41,13 +41,16 @@ def wait_synced(tmp: Path, timeout: float = 20.0) -> None:
 
 
 @contextlib.contextmanager
-def watching(tmp: Path, emu: ApiEmulator, token_file: Path, v: str = "1"
+def watching(tmp: Path, emu: ApiEmulator, token_file: Path, v: str = "1", **settings: Any
              ) -> Iterator[tuple[Rsyslog, Path]]:
     """rsyslogd with the shipped docker setup, its helper's pod list in, one record out."""
     emu.world.apply(make_namespace("shop", {"team": "shop"}))
-    emu.world.apply(make_pod("shop", "web-1", {"app": "web", "v": v}))
+    pod = make_pod("shop", "web-1", {"app": "web", "v": v})
+    pod["metadata"]["ownerReferences"] = [{"apiVersion": "apps/v1", "kind": "StatefulSet",
+                                           "name": "web", "controller": True}]
+    emu.world.apply(pod)
     cfg = kubemeta_config(tmp, emu, token_file, node_name="node-1", watch_start_jitter=0,
-                          watch_inactivity_timeout=5)
+                          watch_inactivity_timeout=5, **settings)
     log = container_log(tmp, "shop", "web-1", "app")
     with Rsyslog(tmp, shipped_snippet(tmp, cfg, name=DOCKER)) as rs:
         write_lines(log, [docker_line("start")])  # rsyslog starts its helper for a record
@@ -192,3 +195,15 @@ def test_helper_restarted_during_403_enriches_known_pods_from_its_first_line(
     assert recs[1]["kubernetes"]["namespace_labels"]["team"] == "shop"
     text = (tmp_path / "kubemeta.log").read_text()
     assert "warm start: 1 pods, 1 namespaces" in text
+
+
+def test_extra_fields_when_asked(tmp_path: Path, emulator: ApiEmulator,
+                                 token_file: Path) -> None:
+    fields = ["pod_ip", "container_image", "container_image_id", "owner"]
+    with watching(tmp_path, emulator, token_file, extra_fields=fields) as (rs, log):
+        write_lines(log, [docker_line("more")])
+        recs = rs.wait_records(2)
+    k = recs[1]["kubernetes"]
+    assert (k["pod_ip"], k["statefulset"], k["container_image"]) == (
+        "10.244.1.7", "web", "registry.example/app:1.0")
+    assert k["container_image_id"].startswith("registry.example/app@sha256:")

@@ -6,7 +6,14 @@ import pytest
 
 from kubemeta.emulator import make_namespace, make_pod
 from kubemeta.identify import PodRef
-from kubemeta.schema import NamespaceMeta, PodMeta, ShapeError, Shaper, reply_object
+from kubemeta.schema import (
+    NamespaceMeta,
+    PodMeta,
+    ShapeError,
+    Shaper,
+    owner_fields,
+    reply_object,
+)
 
 REF = PodRef("shop", "web-1", "app", "c" * 64, None)
 
@@ -111,3 +118,52 @@ def test_reply_never_contains_null() -> None:
 
     walk(out)
     assert out["$!"]["docker"] == {}
+
+
+# -- extra_fields --
+def owned(kind: str, name: str, **labels: str) -> dict[str, Any]:
+    obj = pod_obj(labels=labels or None)
+    obj["metadata"]["ownerReferences"] = [
+        {"apiVersion": "v1", "kind": "Node", "name": "not-the-controller"},
+        {"apiVersion": "apps/v1", "kind": kind, "name": name, "controller": True}]
+    return obj
+
+
+@pytest.mark.parametrize(("obj", "fields"), [
+    (owned("ReplicaSet", "web-7d4b9c8f6d", **{"pod-template-hash": "7d4b9c8f6d"}),
+     [("deployment", "web")]),
+    (owned("ReplicaSet", "bare-rs"), []),  # a ReplicaSet of its own: no Deployment
+    (owned("StatefulSet", "db"), [("statefulset", "db")]),
+    (owned("DaemonSet", "agent"), [("daemonset", "agent")]),
+    (owned("Job", "migrate"), [("job", "migrate")]),
+    (owned("Job", "backup-28860480"), [("job", "backup-28860480"), ("cronjob", "backup")]),
+    (pod_obj(), []),
+])
+def test_owner_from_the_controller_reference(obj: dict[str, Any],
+                                             fields: list[tuple[str, str]]) -> None:
+    assert owner_fields(obj["metadata"]) == fields
+
+
+def test_extra_fields_only_when_asked_and_after_mmkubernetes_s() -> None:
+    obj = owned("StatefulSet", "db")
+    obj["spec"]["containers"].append({"name": "sidecar", "image": "registry.example/s:2"})
+    plain = Shaper(True, "_", []).pod(obj, "web-1")
+    assert plain.extra == () and plain.images is None
+    assert "pod_ip" not in reply_object(REF, plain, None, "u")["$!"]["kubernetes"]
+
+    meta = Shaper(True, "_", [], ["pod_ip", "container_image", "container_image_id",
+                                  "owner"]).pod(obj, "web-1")
+    k = reply_object(REF, meta, None, "u")["$!"]["kubernetes"]
+    assert list(k)[-5:] == ["master_url", "pod_ip", "statefulset", "container_image",
+                            "container_image_id"]
+    assert k["pod_ip"] == "10.244.1.7"
+    assert k["container_image"] == "registry.example/app:1.0"
+    assert k["container_image_id"].startswith("registry.example/app@sha256:")
+    # a container not running yet: its image from the spec, and no id
+    side = reply_object(REF._replace(container="sidecar"), meta, None, "u")["$!"]["kubernetes"]
+    assert side["container_image"] == "registry.example/s:2"
+    assert "container_image_id" not in side
+
+    only_id = Shaper(True, "_", [], ["container_image_id"]).pod(obj, "web-1")
+    k = reply_object(REF, only_id, None, "u")["$!"]["kubernetes"]
+    assert "container_image" not in k and "container_image_id" in k

@@ -142,3 +142,16 @@ def test_keeper_that_cannot_write_says_so_once(
     assert caplog.text.count("cannot write the snapshot") == 1
     (tmp_path / "missing").mkdir()
     assert keeper.save()
+
+
+def test_extra_fields_survive_a_round_trip() -> None:
+    rich = PodMeta("uid-2", {"app": "db"}, None, "node-1", frozenset({"c2"}),
+                   (("pod_ip", "10.0.0.2"), ("statefulset", "db")),
+                   {"app": ("img:1", "img@sha256:ab"), "init": ("init:1", None)})
+    contents = Contents([(("shop", "db-0"), rich)], [], [])
+    ident = snapshot.identity("u", None, True, "_", (), ("owner", "pod_ip"))
+    assert snapshot.decode(snapshot.encode(contents, ident, 1.0), ident)[0] == contents
+    # asking for other fields makes an old snapshot foreign: it lacks them
+    with pytest.raises(SnapshotError, match="another setup"):
+        snapshot.decode(snapshot.encode(contents, ident, 1.0),
+                        snapshot.identity("u", None, True, "_", (), ("owner",)))

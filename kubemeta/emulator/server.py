@@ -404,6 +404,15 @@ class ApiEmulator:
         self._lock = threading.Lock()
         self.phase = "ok"
         self.phase_started: dict[str, float] = {}
+        self.kubelets: list[Any] = []
+
+    def start_kubelet(self, node: str = "node-1") -> Any:
+        """A kubelet for ``node`` on a port of its own (see emulator.kubelet)."""
+        from kubemeta.emulator.kubelet import Kubelet
+
+        k = Kubelet(self.world, self._ctx, node, self.host).start()
+        self.kubelets.append(k)
+        return k
 
     @property
     def url(self) -> str:
@@ -508,6 +517,8 @@ class ApiEmulator:
             w.requests.clear()
 
     def close(self) -> None:
+        for k in self.kubelets:
+            k.stop()
         self.stop_listening()
         self._control.shutdown()
         self._control.server_close()

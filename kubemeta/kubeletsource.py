@@ -1,0 +1,100 @@
+"""source: kubelet. Pods come from the node's kubelet (``GET /pods``), which
+keeps answering while the control plane restarts; namespaces still come from
+the API, through the store's usual GETs and their long TTL.
+
+The kubelet's list is fetched every ``kubelet_refresh_interval`` seconds, and
+on a miss (a line from a pod not in the last list), but never more often than
+every ``kubelet_min_interval``: however many lines ask, one request goes out.
+Each list replaces the store's view of this node's pods, so a pod missing from
+it is a deleted one. The store calls ``pod`` and ``namespace`` from its lookup
+workers, as it would call the API's.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from kubemeta.config import Config
+from kubemeta.errors import ApiBadResponse, ApiError, ApiNotFound
+from kubemeta.kubeapi import ApiSource, KubeApi
+from kubemeta.schema import NamespaceMeta, PodMeta, Shaper
+from kubemeta.store import MetadataStore
+from kubemeta.watchview import StoreView
+
+log = logging.getLogger("kubemeta.kubelet")
+
+
+class KubeletSource:
+    def __init__(self, cfg: Config, shaper: Shaper, store: MetadataStore,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.api = ApiSource(cfg, shaper)
+        self.kubelet = KubeApi(cfg, kubelet=True)
+        self._view = StoreView(store, "pod", shaper, f"pods from the kubelet at {cfg.kubelet_url}",
+                               verb="polling")
+        self._clock = clock
+        self._min = cfg.kubelet_min_interval
+        self._every = cfg.kubelet_refresh_interval
+        self._lock = threading.Lock()
+        self._last = -float("inf")
+        self._known: dict[tuple[str, str], PodMeta] = {}
+        self.fetches = 0
+
+    def refresh(self, force: bool = False) -> None:
+        """Fetch the kubelet's pods unless that was done a moment ago. Raises ApiError."""
+        with self._lock:  # callers that arrive during a fetch share its answer
+            if not force and self._clock() - self._last < self._min:
+                return
+            self._last = self._clock()
+            self.fetches += 1
+            try:
+                body = self.kubelet.kubelet_pods()
+                items = body.get("items") if isinstance(body, dict) else None
+                if not isinstance(items, list):
+                    raise ApiBadResponse("kubelet answer has no items", 200)
+            except ApiError as e:
+                self._view.stale(e)
+                raise
+            self._known = self._view.replace(items)
+
+    def pod(self, namespace: str, name: str) -> PodMeta:
+        self.refresh()
+        meta = self._known.get((namespace, name))
+        if meta is None:
+            raise ApiNotFound("404 Not Found (not among the kubelet's pods)", 404)
+        return meta
+
+    def namespace(self, name: str) -> NamespaceMeta:
+        ns: NamespaceMeta = self.api.namespace(name)
+        return ns
+
+    def on_unauthorized(self) -> None:
+        self.api.on_unauthorized()
+        self.kubelet.on_unauthorized()
+
+    def start(self) -> None:
+        def run() -> None:
+            while True:
+                try:
+                    self.refresh(force=True)
+                except ApiError:
+                    pass  # logged once by the view; the next round tries again
+                except Exception:  # the poller must never die
+                    log.exception("kubelet poller error", extra={"event": "bug"})
+                time.sleep(self._every)
+
+        threading.Thread(target=run, name="kubemeta-kubelet", daemon=True).start()
+
+
+def factory(cfg: Config, shaper: Shaper, store_box: list[Any]) -> Callable[[], KubeletSource]:
+    """For MetadataStore, which is built before the source that feeds it."""
+
+    def make() -> KubeletSource:
+        src = KubeletSource(cfg, shaper, store_box[0])
+        src.start()
+        return src
+
+    return make

@@ -1,0 +1,116 @@
+"""source: kubelet — the kubelet source against the emulator's kubelet over
+HTTPS, and end to end through a real rsyslogd while the API is down."""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from kubemeta import config
+from kubemeta.emulator import ApiEmulator, make_namespace, make_pod
+from kubemeta.errors import ApiNotFound, ApiUnreachable
+from kubemeta.kubeletsource import KubeletSource
+from kubemeta.schema import Shaper
+from kubemeta.service import store_settings
+from kubemeta.store import MetadataStore
+
+from conftest import TOKEN
+from fakes import FakeSource
+from harness import (
+    DOCKER,
+    KUBEMETA_BIN,
+    Rsyslog,
+    container_log,
+    docker_line,
+    kubemeta_config,
+    shipped_snippet,
+    write_lines,
+)
+
+
+@pytest.fixture
+def node(emulator: ApiEmulator) -> ApiEmulator:
+    emulator.world.apply(make_namespace("shop", {"team": "shop"}))
+    emulator.world.apply(make_pod("shop", "web-1", {"app": "web"}))
+    emulator.world.apply(make_pod("shop", "elsewhere", node="node-2"))
+    return emulator
+
+
+def source(emu: ApiEmulator, kubelet_url: str) -> tuple[KubeletSource, MetadataStore]:
+    cfg = config.Config(kubernetes_url=emu.url, ca_file=emu.pki.ca_file, token=TOKEN,
+                        node_name="node-1", source="kubelet", kubelet_url=kubelet_url,
+                        kubelet_min_interval=60)
+    store = MetadataStore(FakeSource, clock=time.monotonic,
+                          settings=store_settings(cfg))
+    return KubeletSource(cfg, Shaper(True, "_", []), store), store
+
+
+def test_pods_come_from_the_kubelet_one_request_however_many_misses(node: ApiEmulator) -> None:
+    kubelet = node.start_kubelet("node-1")
+    src, store = source(node, kubelet.url)
+    results: list[object] = []
+
+    def ask(name: str) -> None:
+        try:
+            results.append(src.pod("shop", name).labels)
+        except ApiNotFound as e:
+            results.append(e.status)
+
+    threads = [threading.Thread(target=ask, args=(n,)) for n in ["web-1"] * 5 + ["ghost"] * 5]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(map(str, results)) == sorted(["{'app': 'web'}"] * 5 + ["404"] * 5)
+    assert node.world.by_kind["kubelet_pods"] == 1 and src.fetches == 1
+    assert node.world.by_kind["pod"] == 0  # the API was not asked
+    assert store.watched("pod") == 1  # only this node's pods
+
+
+def test_kubelet_down_is_an_api_error_and_pods_stay_known(node: ApiEmulator) -> None:
+    kubelet = node.start_kubelet("node-1")
+    src, store = source(node, kubelet.url)
+    src.refresh(force=True)
+    kubelet.stop()
+    with pytest.raises(ApiUnreachable):
+        src.refresh(force=True)
+    assert store.watched("pod") == 1
+
+
+def test_kubelet_keeps_serving_while_the_api_restarts(tmp_path: Path, node: ApiEmulator,
+                                                      token_file: Path) -> None:
+    kubelet = node.start_kubelet("node-1")
+    cfg = kubemeta_config(tmp_path, node, token_file, node_name="node-1", source="kubelet",
+                          kubelet_url=kubelet.url, kubelet_min_interval=0.5,
+                          kubelet_refresh_interval=60)
+    with Rsyslog(tmp_path, shipped_snippet(tmp_path, cfg, name=DOCKER)) as rs:
+        write_lines(container_log(tmp_path, "shop", "web-1", "app"), [docker_line("before")])
+        rs.wait_records(1)
+        node.set_phase("refused")  # the control plane restarts
+        node.world.apply(make_pod("shop", "web-2", {"app": "web-2"}))  # scheduled meanwhile
+        write_lines(container_log(tmp_path, "shop", "web-2", "app"), [docker_line("during")])
+        recs = rs.wait_records(2)
+    first, second = recs
+    assert first["kubernetes"]["labels"] == {"app": "web"}
+    assert second["kubernetes"]["labels"] == {"app": "web-2"}, "a miss refreshed the list"
+    assert second["kubernetes"]["namespace_labels"]["team"] == "shop"
+    assert node.world.by_kind["pod"] == 0, "no pod was asked of the API"
+
+
+def test_check_asks_the_kubelet(tmp_path: Path, node: ApiEmulator, token_file: Path) -> None:
+    kubelet = node.start_kubelet("node-1")
+    cfg = kubemeta_config(tmp_path, node, token_file, node_name="node-1", source="kubelet",
+                          kubelet_url=kubelet.url)
+    out = subprocess.run([str(KUBEMETA_BIN), "check", "--config", str(cfg)],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stdout
+    assert f"ok   get pods from the kubelet at {kubelet.url}" in out.stdout
+    kubelet.stop()
+    out = subprocess.run([str(KUBEMETA_BIN), "check", "--config", str(cfg)],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 1
+    assert f"FAIL get pods from the kubelet at {kubelet.url}: connection refused" in out.stdout
