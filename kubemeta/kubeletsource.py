@@ -75,16 +75,18 @@ class KubeletSource:
         self.api.on_unauthorized()
         self.kubelet.on_unauthorized()
 
-    def start(self) -> None:
+    def start(self, stop: threading.Event | None = None) -> None:
+        stop = stop or threading.Event()
+
         def run() -> None:
-            while True:
+            while not stop.is_set():
                 try:
                     self.refresh(force=True)
                 except ApiError:
                     pass  # logged once by the view; the next round tries again
                 except Exception:  # the poller must never die
                     log.exception("kubelet poller error", extra={"event": "bug"})
-                time.sleep(self._every)
+                stop.wait(self._every)
 
         threading.Thread(target=run, name="kubemeta-kubelet", daemon=True).start()
 
@@ -93,8 +95,9 @@ def factory(cfg: Config, shaper: Shaper, store_box: list[Any]) -> Callable[[], K
     """For MetadataStore, which is built before the source that feeds it."""
 
     def make() -> KubeletSource:
-        src = KubeletSource(cfg, shaper, store_box[0])
-        src.start()
+        store = store_box[0]
+        src = KubeletSource(cfg, shaper, store)
+        src.start(store.stopped)
         return src
 
     return make

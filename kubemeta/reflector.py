@@ -48,7 +48,7 @@ class View(Protocol):
 class Reflector:
     def __init__(self, what: str, lister: Callable[[], Any],
                  watcher: Callable[[str], Iterable[bytes]], view: View, backoff: Backoff, *,
-                 sleep: Callable[[float], None], rng: random.Random | None = None,
+                 sleep: Callable[[float], object], rng: random.Random | None = None,
                  start_jitter: float = 0.0, max_event: int = 4 * 1024 * 1024) -> None:
         self.what = what
         self._list = lister

@@ -73,7 +73,8 @@ def build_store(cfg: Config, clock: Callable[[], float] = time.monotonic) -> Met
 
 def start_watches(cfg: Config, store: MetadataStore) -> None:
     """source: watch. This node's pods and every namespace are listed, then
-    watched, each by a reflector in a thread of its own, into ``store``."""
+    watched, each by a reflector in a thread of its own, into ``store``, until
+    the store is stopped."""
     assert cfg.node_name is not None
     node = cfg.node_name
     shaper = Shaper(cfg.de_dot, cfg.de_dot_separator, cfg.annotation_match, cfg.extra_fields)
@@ -96,14 +97,14 @@ def start_watches(cfg: Config, store: MetadataStore) -> None:
             f"pods on node {node}", lambda: api.list_pods(node),
             lambda rv: api.watch_pods(node, rv, timeout()),
             StoreView(store, "pod", shaper, f"pods on node {node}"), backoff,
-            sleep=time.sleep, rng=rng, start_jitter=cfg.watch_start_jitter)
+            sleep=store.stopped.wait, rng=rng, start_jitter=cfg.watch_start_jitter)
         namespaces = Reflector(
             "namespaces", api.list_namespaces, lambda rv: api.watch_namespaces(rv, timeout()),
             StoreView(store, "ns", shaper, "namespaces"), backoff,
-            sleep=time.sleep, rng=rng, start_jitter=cfg.watch_start_jitter)
-        threading.Thread(target=namespaces.run, name="kubemeta-watch-namespaces",
-                         daemon=True).start()
-        pods.run()
+            sleep=store.stopped.wait, rng=rng, start_jitter=cfg.watch_start_jitter)
+        threading.Thread(target=namespaces.run, args=(store.stopped,),
+                         name="kubemeta-watch-namespaces", daemon=True).start()
+        pods.run(store.stopped)
 
     threading.Thread(target=run, name="kubemeta-watch-pods", daemon=True).start()
 

@@ -133,7 +133,8 @@ class MetadataStore:
                                       backoff=settings.backoff, rate=settings.max_request_rate,
                                       burst=settings.request_burst)
         self._busy = 0
-        self._work: queue.SimpleQueue[Hashable] = queue.SimpleQueue()
+        self._work: queue.SimpleQueue[Hashable | None] = queue.SimpleQueue()
+        self.stopped = threading.Event()
         self.counters = counters or Counters()
         self.api_ok = True      # the breaker is closed
         self._stalled = False   # a wait ran out; cleared by the next answer
@@ -274,10 +275,18 @@ class MetadataStore:
         return ev
 
     # -- the dispatcher: asks the scheduler, hands keys to free workers --
+    def stop(self) -> None:
+        """Let the dispatcher and the workers end (a request in flight finishes first)."""
+        self.stopped.set()
+        for _ in range(self._s.workers):
+            self._work.put(None)
+        with self._wake:
+            self._wake.notify_all()
+
     def _dispatch(self) -> None:
         self._ensure_source()  # the slow client import, before any line needs it
         self._ready.set()
-        while True:
+        while not self.stopped.is_set():
             try:
                 self._dispatch_one()
             except Exception:  # the dispatcher must never die
@@ -303,6 +312,8 @@ class MetadataStore:
     def _work_loop(self) -> None:
         while True:
             key = self._work.get()
+            if key is None:
+                return
             try:
                 self._run(key)
             except Exception:  # a worker must never die

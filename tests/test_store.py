@@ -309,3 +309,16 @@ def test_a_relist_that_still_has_the_pod_undoes_the_deletion(clock: FakeClock) -
     assert store.deleted() == 1
     store.replace_watched("pod", {("shop", "web-1"): OLD})
     assert store.deleted() == 0
+
+
+def test_stop_ends_the_store_s_threads(clock: FakeClock) -> None:
+    def ours() -> list[threading.Thread]:
+        return [t for t in threading.enumerate()
+                if t.name.startswith(("kubemeta-lookup", "kubemeta-dispatch")) and t.is_alive()]
+
+    before = len(ours())
+    store = make(FakeSource({("shop", "web-1"): POD}, {"shop": NS}), clock)
+    store.lookup(REF, clock() + 5)
+    until(lambda: len(ours()) == before + 3)  # the dispatcher and two workers
+    store.stop()
+    until(lambda: len(ours()) == before)

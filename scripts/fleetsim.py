@@ -1,0 +1,235 @@
+"""Simulate a fleet of nodes against the API emulator, for each source.
+
+Each simulated node runs kubemeta's own metadata store, fed by the chosen
+source (get, watch or kubelet), and asks it for its pods' metadata as log lines
+arrive. Every node talks to one emulator over real HTTPS (a kubelet of its own
+for source kubelet); the emulator counts the requests. Time runs ``--scale``
+times faster: every TTL, timeout, jitter and interval is divided by it. Pods
+are replaced at ``--churn`` per hour, and at ``--restart-at`` every node's
+helper restarts at once (as when a fleet's rsyslogs restart), with its
+warm-start snapshot.
+
+Reported per source: API requests per node per hour (steady state, and over the
+whole run), and the peak request rate in the minutes after the mass restart,
+for the simulated nodes and scaled linearly to ``--fleet`` nodes (each node's
+requests are independent of the others', so the rate grows with their number).
+
+    .venv/bin/python scripts/fleetsim.py                # about 6 minutes
+    .venv/bin/python scripts/fleetsim.py --quick        # a few seconds, a smoke test
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import random
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from kubemeta.config import Config
+from kubemeta.emulator import ApiEmulator, make_namespace, make_pod
+from kubemeta.emulator.objects import container_id
+from kubemeta.emulator.pki import make_pki
+from kubemeta.identify import PodRef
+from kubemeta.service import build_store, start_watches
+from kubemeta.store import MetadataStore
+
+TOKEN = "fleet-token-0123456789"
+API_KINDS_EXCLUDED = ("kubelet_",)  # the kubelet's requests never reach the API server
+
+
+@dataclass
+class Args:
+    nodes: int
+    pods: int
+    namespaces: int
+    fleet: int
+    scale: float
+    minutes: float
+    restart_at: float
+    churn: float
+    line_interval: int
+    sources: list[str]
+
+
+@dataclass
+class Node:
+    name: str
+    cfg: Config
+    pods: list[str] = field(default_factory=list)
+    store: MetadataStore | None = None
+
+    def start(self, snapshot: Any = None) -> None:
+        store = build_store(self.cfg)
+        if snapshot is not None:
+            # The warm start: what the previous helper wrote at exit.
+            rng = random.Random()
+            ttl = self.cfg.pod_cache_ttl
+            store.preload(*snapshot, lambda: time.monotonic() + rng.uniform(0.5, 1.0) * ttl)
+        store.start()
+        if self.cfg.effective_source() == "watch":
+            start_watches(self.cfg, store)
+        self.store = store
+
+    def restart(self) -> None:
+        assert self.store is not None
+        snapshot = self.store.export(time.monotonic())
+        self.store.stop()
+        self.start(snapshot)
+
+
+def scaled_config(emu: ApiEmulator, node: str, source: str, scale: float,
+                  kubelet_url: str) -> Config:
+    d = Config()
+    return Config(
+        kubernetes_url=emu.url, ca_file=emu.pki.ca_file, token=TOKEN, node_name=node,
+        source=source, kubelet_url=kubelet_url, log_level="error",
+        pod_cache_ttl=d.pod_cache_ttl / scale, namespace_cache_ttl=d.namespace_cache_ttl / scale,
+        not_found_ttl=d.not_found_ttl / scale, error_retry_interval=d.error_retry_interval / scale,
+        watch_timeout=d.watch_timeout / scale,
+        watch_inactivity_timeout=d.watch_inactivity_timeout / scale,
+        watch_start_jitter=d.watch_start_jitter / scale,
+        kubelet_refresh_interval=d.kubelet_refresh_interval / scale,
+        kubelet_min_interval=d.kubelet_min_interval / scale,
+        retry_initial=d.retry_initial / scale, retry_max=d.retry_max / scale,
+        retry_jitter=d.retry_jitter / scale, lookup_workers=2)
+
+
+def api_requests(emu: ApiEmulator) -> int:
+    with emu.world.lock:
+        return sum(n for kind, n in emu.world.by_kind.items()
+                   if not kind.startswith(API_KINDS_EXCLUDED))
+
+
+def simulate(source: str, a: Args, workdir: Path) -> dict[str, float]:
+    rng = random.Random(42)
+    emu = ApiEmulator(make_pki(str(workdir / source))).start()
+    emu.add_token(TOKEN, "system:serviceaccount:kube-system:kubemeta")
+    emu.world.bookmark_interval = 60 / a.scale
+    namespaces = [f"ns-{i}" for i in range(a.namespaces)]
+    for ns in namespaces:
+        emu.world.apply(make_namespace(ns, {"team": ns}))
+    nodes: list[Node] = []
+    serial = 0
+
+    def new_pod(node: Node) -> None:
+        nonlocal serial
+        serial += 1
+        ns = namespaces[serial % len(namespaces)]
+        name = f"pod-{serial}"
+        emu.world.apply(make_pod(ns, name, {"app": name}, node=node.name))
+        node.pods.append(f"{ns}/{name}")
+
+    for i in range(a.nodes):
+        name = f"node-{i}"
+        url = emu.start_kubelet(name).url if source == "kubelet" else "https://127.0.0.1:1"
+        node = Node(name, scaled_config(emu, name, source, a.scale, url))
+        for _ in range(a.pods):
+            new_pod(node)
+        nodes.append(node)
+    emu.reset_counters()
+    for node in nodes:
+        node.start()
+
+    tick = 1.0 / a.scale  # one simulated second
+    seconds = int(a.minutes * 60)
+    per_second: list[int] = []
+    last = api_requests(emu)
+    churn_per_pod_second = a.churn / 3600
+    start = time.monotonic()
+    for t in range(seconds):
+        if t == int(a.restart_at * 60):
+            for node in nodes:
+                node.restart()
+        for node in nodes:
+            assert node.store is not None
+            now = time.monotonic()
+            for k, key in enumerate(node.pods):
+                if (k + t) % a.line_interval == 0:
+                    ns, pod = key.split("/")
+                    ref = PodRef(ns, pod, "app", container_id(ns, pod, "app"), None)
+                    node.store.lookup(ref, now, now)  # a line never waits here
+            for key in list(node.pods):
+                if rng.random() < churn_per_pod_second:
+                    ns, pod = key.split("/")
+                    emu.world.delete("Pod", ns, pod)
+                    node.pods.remove(key)
+                    new_pod(node)
+        count = api_requests(emu)
+        per_second.append(count - last)
+        last = count
+        delay = start + (t + 1) * tick - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+    for node in nodes:
+        if node.store is not None:
+            node.store.stop()
+    emu.close()
+
+    hours = a.minutes / 60
+    restart = int(a.restart_at * 60)
+    warm = min(600, restart // 2)
+    steady = sum(per_second[warm:restart]) / max(1, restart - warm) * 3600 / a.nodes
+    after = per_second[restart:restart + 300]
+    peak = max(after) if after else 0
+    return {
+        "steady_per_node_hour": steady,
+        "total_per_node_hour": sum(per_second) / a.nodes / hours,
+        "peak_after_restart": peak,
+        "peak_fleet": peak * a.fleet / a.nodes,
+        "lag": time.monotonic() - start - seconds * tick,
+    }
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--nodes", type=int, default=20, help="simulated nodes (default 20)")
+    p.add_argument("--pods", type=int, default=30, help="pods per node (default 30)")
+    p.add_argument("--namespaces", type=int, default=20)
+    p.add_argument("--fleet", type=int, default=5000, help="fleet size to scale to")
+    p.add_argument("--scale", type=float, default=30.0, help="how much faster time runs")
+    p.add_argument("--minutes", type=float, default=60.0, help="simulated minutes")
+    p.add_argument("--restart-at", type=float, default=40.0, help="simulated minute of the "
+                   "mass restart")
+    p.add_argument("--churn", type=float, default=0.5, help="pods replaced per pod per hour")
+    p.add_argument("--line-interval", type=int, default=10,
+                   help="simulated seconds between two lines of a pod")
+    p.add_argument("--sources", default="get,watch,kubelet")
+    p.add_argument("--quick", action="store_true", help="a tiny run, to check the script")
+    ns = p.parse_args()
+    # The simulated helpers' own logs (watch cuts at the end, and so on) are not the report.
+    quiet = logging.getLogger("kubemeta")
+    quiet.addHandler(logging.NullHandler())
+    quiet.propagate = False
+    a = Args(ns.nodes, ns.pods, ns.namespaces, ns.fleet, ns.scale, ns.minutes, ns.restart_at,
+             ns.churn, ns.line_interval, ns.sources.split(","))
+    if ns.quick:
+        a.nodes, a.pods, a.namespaces, a.scale, a.minutes, a.restart_at = 3, 5, 3, 120, 4, 2
+    print(f"{a.nodes} simulated nodes x {a.pods} pods, {a.namespaces} namespaces, churn "
+          f"{a.churn}/pod/h, a line per pod every {a.line_interval} s, mass restart at minute "
+          f"{a.restart_at:g} of {a.minutes:g}; time x{a.scale:g}; scaled to {a.fleet} nodes\n")
+    print("| source | API requests per node per hour (steady) | per node per hour "
+          "(whole run, with start and restart) | peak API requests/s after the mass restart "
+          f"({a.nodes} nodes) | same, {a.fleet} nodes |")
+    print("| --- | ---: | ---: | ---: | ---: |")
+    with tempfile.TemporaryDirectory(prefix="kubemeta-fleet-") as tmp:
+        for source in a.sources:
+            r = simulate(source, a, Path(tmp))
+            # A request rate measured per simulated second.
+            print(f"| `{source}` | {r['steady_per_node_hour']:.0f} | "
+                  f"{r['total_per_node_hour']:.0f} | {r['peak_after_restart']:.0f} | "
+                  f"{r['peak_fleet']:.0f} |", flush=True)
+            if r["lag"] > a.minutes * 60 / a.scale * 0.2:
+                print(f"(the {source} run fell {r['lag']:.0f} s behind simulated time: "
+                      f"lower --scale for exact figures)", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
