@@ -116,15 +116,16 @@ def _helper(args: argparse.Namespace, mode: str) -> int:
         from kubemeta.stats import StatsWriter
 
         store = build_store(cfg)
+        warm = False
         if cfg.snapshot_interval > 0:
             from kubemeta.warmstart import SnapshotKeeper
 
             keeper = SnapshotKeeper(store, cfg)
-            keeper.load()  # before the first line: known pods are served at once
+            warm = keeper.load() > 0  # before the first line: known pods are served at once
             keeper.start()
         store.start()
         if cfg.effective_source() == "watch":
-            start_watches(cfg, store)
+            start_watches(cfg, store, warm)
         stats = StatsWriter(store, f"kubemeta({cfg.kubernetes_url})", cfg.stats_interval,
                             cfg.stats_file, cfg.prometheus_file)
         stats.start()

@@ -71,15 +71,19 @@ def build_store(cfg: Config, clock: Callable[[], float] = time.monotonic) -> Met
     return box[0]
 
 
-def start_watches(cfg: Config, store: MetadataStore) -> None:
+def start_watches(cfg: Config, store: MetadataStore, warm: bool = True) -> None:
     """source: watch. This node's pods and every namespace are listed, then
     watched, each by a reflector in a thread of its own, into ``store``, until
-    the store is stopped."""
+    the store is stopped. The first list waits a random part of
+    ``watch_start_jitter`` only when ``warm`` (a snapshot is serving lines
+    meanwhile): without one, every line of the wait would cost a GET, and a
+    fleet's GETs cost the API more than its lists."""
     assert cfg.node_name is not None
     node = cfg.node_name
     shaper = Shaper(cfg.de_dot, cfg.de_dot_separator, cfg.annotation_match, cfg.extra_fields)
     backoff = Backoff(cfg.retry_initial, cfg.retry_max, cfg.retry_jitter)
     rng = random.Random()
+    jitter = cfg.watch_start_jitter if warm else 0.0
 
     def timeout() -> float:
         # Spread the watches' ends, so a fleet does not reconnect in step.
@@ -97,11 +101,11 @@ def start_watches(cfg: Config, store: MetadataStore) -> None:
             f"pods on node {node}", lambda: api.list_pods(node),
             lambda rv: api.watch_pods(node, rv, timeout()),
             StoreView(store, "pod", shaper, f"pods on node {node}"), backoff,
-            sleep=store.stopped.wait, rng=rng, start_jitter=cfg.watch_start_jitter)
+            sleep=store.stopped.wait, rng=rng, start_jitter=jitter)
         namespaces = Reflector(
             "namespaces", api.list_namespaces, lambda rv: api.watch_namespaces(rv, timeout()),
             StoreView(store, "ns", shaper, "namespaces"), backoff,
-            sleep=store.stopped.wait, rng=rng, start_jitter=cfg.watch_start_jitter)
+            sleep=store.stopped.wait, rng=rng, start_jitter=jitter)
         threading.Thread(target=namespaces.run, args=(store.stopped,),
                          name="kubemeta-watch-namespaces", daemon=True).start()
         pods.run(store.stopped)

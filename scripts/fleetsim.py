@@ -55,6 +55,7 @@ class Args:
     restart_at: float
     churn: float
     line_interval: int
+    start_delay: int
     sources: list[str]
 
 
@@ -71,10 +72,12 @@ class Node:
             # The warm start: what the previous helper wrote at exit.
             rng = random.Random()
             ttl = self.cfg.pod_cache_ttl
-            store.preload(*snapshot, lambda: time.monotonic() + rng.uniform(0.5, 1.0) * ttl)
+            pods, nss, deleted = snapshot
+            store.preload(pods, nss, deleted,
+                          lambda: time.monotonic() + rng.uniform(0.5, 1.0) * ttl)
         store.start()
         if self.cfg.effective_source() == "watch":
-            start_watches(self.cfg, store)
+            start_watches(self.cfg, store, warm=snapshot is not None)
         self.store = store
 
     def restart(self) -> None:
@@ -108,6 +111,10 @@ def api_requests(emu: ApiEmulator) -> int:
 
 
 def simulate(source: str, a: Args, workdir: Path) -> dict[str, float]:
+    # Importing the client takes half a second, in the real helper as here; in
+    # simulated time that would be minutes, so it is done before the clock starts.
+    import kubemeta.kubeapi  # noqa: F401, PLC0415
+
     rng = random.Random(42)
     emu = ApiEmulator(make_pki(str(workdir / source))).start()
     emu.add_token(TOKEN, "system:serviceaccount:kube-system:kubemeta")
@@ -118,13 +125,16 @@ def simulate(source: str, a: Args, workdir: Path) -> dict[str, float]:
     nodes: list[Node] = []
     serial = 0
 
-    def new_pod(node: Node) -> None:
+    born: dict[str, int] = {}  # a pod's first simulated second; it logs from a.start_delay on
+
+    def new_pod(node: Node, t: int = -10**9) -> None:
         nonlocal serial
         serial += 1
         ns = namespaces[serial % len(namespaces)]
         name = f"pod-{serial}"
         emu.world.apply(make_pod(ns, name, {"app": name}, node=node.name))
         node.pods.append(f"{ns}/{name}")
+        born[f"{ns}/{name}"] = t
 
     for i in range(a.nodes):
         name = f"node-{i}"
@@ -151,7 +161,7 @@ def simulate(source: str, a: Args, workdir: Path) -> dict[str, float]:
             assert node.store is not None
             now = time.monotonic()
             for k, key in enumerate(node.pods):
-                if (k + t) % a.line_interval == 0:
+                if (k + t) % a.line_interval == 0 and t - born[key] >= a.start_delay:
                     ns, pod = key.split("/")
                     ref = PodRef(ns, pod, "app", container_id(ns, pod, "app"), None)
                     node.store.lookup(ref, now, now)  # a line never waits here
@@ -160,7 +170,7 @@ def simulate(source: str, a: Args, workdir: Path) -> dict[str, float]:
                     ns, pod = key.split("/")
                     emu.world.delete("Pod", ns, pod)
                     node.pods.remove(key)
-                    new_pod(node)
+                    new_pod(node, t)
         count = api_requests(emu)
         per_second.append(count - last)
         last = count
@@ -200,6 +210,9 @@ def main() -> int:
     p.add_argument("--churn", type=float, default=0.5, help="pods replaced per pod per hour")
     p.add_argument("--line-interval", type=int, default=10,
                    help="simulated seconds between two lines of a pod")
+    p.add_argument("--start-delay", type=int, default=5,
+                   help="simulated seconds from a pod's creation to its first line (its "
+                        "containers start)")
     p.add_argument("--sources", default="get,watch,kubelet")
     p.add_argument("--quick", action="store_true", help="a tiny run, to check the script")
     ns = p.parse_args()
@@ -208,9 +221,9 @@ def main() -> int:
     quiet.addHandler(logging.NullHandler())
     quiet.propagate = False
     a = Args(ns.nodes, ns.pods, ns.namespaces, ns.fleet, ns.scale, ns.minutes, ns.restart_at,
-             ns.churn, ns.line_interval, ns.sources.split(","))
+             ns.churn, ns.line_interval, ns.start_delay, ns.sources.split(","))
     if ns.quick:
-        a.nodes, a.pods, a.namespaces, a.scale, a.minutes, a.restart_at = 3, 5, 3, 120, 4, 2
+        a.nodes, a.pods, a.namespaces, a.scale, a.minutes, a.restart_at = 3, 20, 3, 120, 12, 8
     print(f"{a.nodes} simulated nodes x {a.pods} pods, {a.namespaces} namespaces, churn "
           f"{a.churn}/pod/h, a line per pod every {a.line_interval} s, mass restart at minute "
           f"{a.restart_at:g} of {a.minutes:g}; time x{a.scale:g}; scaled to {a.fleet} nodes\n")

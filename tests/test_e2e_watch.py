@@ -207,3 +207,15 @@ def test_extra_fields_when_asked(tmp_path: Path, emulator: ApiEmulator,
     assert (k["pod_ip"], k["statefulset"], k["container_image"]) == (
         "10.244.1.7", "web", "registry.example/app:1.0")
     assert k["container_image_id"].startswith("registry.example/app@sha256:")
+
+
+def test_a_cold_helper_lists_at_once_whatever_the_jitter(
+        tmp_path: Path, emulator: ApiEmulator, token_file: Path) -> None:
+    emulator.world.apply(make_namespace("shop"))
+    emulator.world.apply(make_pod("shop", "web-1", {"app": "web"}))
+    cfg = kubemeta_config(tmp_path, emulator, token_file, node_name="node-1",
+                          watch_start_jitter=3600)  # no snapshot: no reason to wait
+    with Rsyslog(tmp_path, shipped_snippet(tmp_path, cfg, name=DOCKER)) as rs:
+        write_lines(container_log(tmp_path, "shop", "web-1", "app"), [docker_line("start")])
+        rs.wait_records(1)
+        wait_synced(tmp_path)

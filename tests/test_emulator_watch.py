@@ -137,3 +137,15 @@ def test_cut_stream_breaks_off_mid_answer(world: ApiEmulator) -> None:
     world.cut_watches()
     assert w.ended.wait(5)
     assert isinstance(w.error, http.client.IncompleteRead | ConnectionError | ssl.SSLError)
+
+
+def test_bookmarks_come_while_other_objects_change(world: ApiEmulator) -> None:
+    world.world.bookmark_interval = 0.3
+    rv, _ = list_pods(world)
+    w = Watch(world, f"fieldSelector=spec.nodeName%3Dnode-1&resourceVersion={rv}"
+                     "&allowWatchBookmarks=true")
+    for i in range(12):  # busy elsewhere: another node's pods change all the time
+        world.world.apply(make_pod("shop", "elsewhere", {"i": str(i)}, node="node-2"))
+        time.sleep(0.1)
+    w.close()
+    assert [e.type for e in w.events].count("BOOKMARK") >= 2

@@ -72,15 +72,18 @@ def stream(handler: Any, server: StreamServer, kind: str, match: Match,
         if server.watch_generation != generation:
             write.cut()
             return
+        sent = False
         for ev in batch:
             since = ev.rv
-            if ev.obj.get("kind") == kind and match(ev.obj) and not write.event(ev.type, ev.obj):
-                return
+            if ev.obj.get("kind") == kind and match(ev.obj):
+                if not write.event(ev.type, ev.obj):
+                    return
+                sent = True
         now = time.monotonic()
         if now - start >= timeout:
             write.end()
             return
-        if batch:
+        if sent:  # changes this watcher does not see must not hold its bookmarks back
             next_bookmark = now + world.bookmark_interval
         elif bookmarks and now >= next_bookmark:
             next_bookmark = now + world.bookmark_interval
