@@ -516,17 +516,17 @@ class MetadataStore:
         return pods, nss, deleted
 
     def preload(self, pods: list[tuple[PodKey, PodMeta]], nss: list[tuple[str, NamespaceMeta]],
-                deleted: list[tuple[PodMeta, float]], fresh_until: Callable[[], float]) -> None:
+                deleted: list[tuple[PodMeta, float]], spread: Callable[[], float]) -> None:
         """Seed the caches (never over what is already known): served at once, and
-        refreshed in the background from ``fresh_until()`` on."""
+        refreshed in the background after ``spread()`` times their TTL."""
         now = self._clock()
         with self._wake:
             for key, pod in pods[-self._s.pod_cache_size:]:
                 if key not in self._pods:
-                    self._pods[key] = Entry(pod, fresh_until())
+                    self._pods[key] = Entry(pod, now + spread() * self._s.pod_ttl)
             for name, ns in nss[-self._s.namespace_cache_size:]:
                 if name not in self._nss:
-                    self._nss[name] = Entry(ns, fresh_until())
+                    self._nss[name] = Entry(ns, now + spread() * self._s.namespace_ttl)
             for pod, age in deleted:
                 if age < self._s.deleted_max_age and pod.uid not in self._deleted:
                     self._bury(pod, now, now - age)

@@ -28,7 +28,6 @@ class SnapshotKeeper:
                                         cfg.de_dot_separator, cfg.annotation_match,
                                         cfg.extra_fields)
         self._interval = cfg.snapshot_interval
-        self._ttl = cfg.pod_cache_ttl
         self._clock = clock
         self._wall = wall
         self._rng = rng or random.Random()
@@ -49,12 +48,12 @@ class SnapshotKeeper:
                          extra={"event": "snapshot_none"})
             return 0
 
-        def fresh_until() -> float:
-            # Served at once; refreshed later, spread out so a fleet started together
-            # does not ask for everything at the same moment.
-            return self._clock() + self._rng.uniform(0.5, 1.0) * self._ttl
+        def spread() -> float:
+            # Served at once; refreshed after half to all of their TTL, so that a
+            # fleet started together does not ask for everything at the same moment.
+            return self._rng.uniform(0.5, 1.0)
 
-        self._store.preload(contents.pods, contents.namespaces, contents.deleted, fresh_until)
+        self._store.preload(contents.pods, contents.namespaces, contents.deleted, spread)
         self._written = self._store.generation
         log.info("warm start: %d pods, %d namespaces and %d deleted pods from %s, written "
                  "%.0f s ago", len(contents.pods), len(contents.namespaces),

@@ -65,7 +65,8 @@ def main() -> int:
         write_lines(path, [line(t) for t in lines])
         total += len(lines)
 
-    cfg = kubemeta_config(tmp, emu, tmp / "token", lookup_deadline=2)
+    # node_name: the default source, a watch of this node's pods, as on a real node.
+    cfg = kubemeta_config(tmp, emu, tmp / "token", lookup_deadline=2, node_name="node-1")
     rsyslog = Rsyslog(tmp, shipped_snippet(tmp, cfg, name=CRI), "rsyslog")
     print(f"API emulator at {emu.url}; rsyslogd config {rsyslog.conf}")
     check = rsyslog.validate()

@@ -71,10 +71,8 @@ class Node:
         if snapshot is not None:
             # The warm start: what the previous helper wrote at exit.
             rng = random.Random()
-            ttl = self.cfg.pod_cache_ttl
             pods, nss, deleted = snapshot
-            store.preload(pods, nss, deleted,
-                          lambda: time.monotonic() + rng.uniform(0.5, 1.0) * ttl)
+            store.preload(pods, nss, deleted, lambda: rng.uniform(0.5, 1.0))
         store.start()
         if self.cfg.effective_source() == "watch":
             start_watches(self.cfg, store, warm=snapshot is not None)
