@@ -236,7 +236,11 @@ def _check(args: argparse.Namespace) -> int:
     ]
     node = cfg.node_name
     if cfg.effective_source() == "kubelet":
-        kubelet = kubeapi.KubeApi(cfg, kubelet=True)
+        try:
+            kubelet = kubeapi.KubeApi(cfg, kubelet=True)
+        except ConfigError as e:
+            print(f"FAIL kubelet client: {e}")
+            return 2
         checks.append((f"get pods from the kubelet at {cfg.kubelet_url}", kubelet.kubelet_pods))
     if cfg.effective_source() == "watch" and node:
         checks += [
