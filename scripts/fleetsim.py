@@ -30,7 +30,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+try:  # the installed kubemeta (a venv's, or the Debian package's), else the checkout's
+    import kubemeta  # noqa: F401
+except ImportError:
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from kubemeta.config import Config
 from kubemeta.emulator import ApiEmulator, make_namespace, make_pod
