@@ -123,6 +123,7 @@ def _helper(args: argparse.Namespace, mode: str) -> int:
             keeper = SnapshotKeeper(store, cfg)
             warm = keeper.load() > 0  # before the first line: known pods are served at once
             keeper.start()
+        store.lazy = warm
         store.start()
         if cfg.effective_source() == "watch":
             start_watches(cfg, store, warm)

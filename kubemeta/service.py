@@ -90,6 +90,10 @@ def start_watches(cfg: Config, store: MetadataStore, warm: bool = True) -> None:
         return cfg.watch_timeout * (1 + rng.random())
 
     def run() -> None:
+        # The wait comes before the client's import too: its half second of CPU
+        # would slow the replies that the snapshot is serving meanwhile.
+        if jitter > 0 and store.stopped.wait(rng.uniform(0, jitter)):
+            return
         from kubemeta import kubeapi  # the slow import, off the path to the first reply
 
         try:
@@ -101,11 +105,11 @@ def start_watches(cfg: Config, store: MetadataStore, warm: bool = True) -> None:
             f"pods on node {node}", lambda: api.list_pods(node),
             lambda rv: api.watch_pods(node, rv, timeout()),
             StoreView(store, "pod", shaper, f"pods on node {node}"), backoff,
-            sleep=store.stopped.wait, rng=rng, start_jitter=jitter)
+            sleep=store.stopped.wait, rng=rng)
         namespaces = Reflector(
             "namespaces", api.list_namespaces, lambda rv: api.watch_namespaces(rv, timeout()),
             StoreView(store, "ns", shaper, "namespaces"), backoff,
-            sleep=store.stopped.wait, rng=rng, start_jitter=jitter)
+            sleep=store.stopped.wait, rng=rng)
         threading.Thread(target=namespaces.run, args=(store.stopped,),
                          name="kubemeta-watch-namespaces", daemon=True).start()
         pods.run(store.stopped)

@@ -135,6 +135,7 @@ class MetadataStore:
         self._busy = 0
         self._work: queue.SimpleQueue[Hashable | None] = queue.SimpleQueue()
         self.stopped = threading.Event()
+        self.lazy = False  # build the source only when a lookup first needs it
         self.counters = counters or Counters()
         self.api_ok = True      # the breaker is closed
         self._stalled = False   # a wait ran out; cleared by the next answer
@@ -284,6 +285,13 @@ class MetadataStore:
             self._wake.notify_all()
 
     def _dispatch(self) -> None:
+        if self.lazy:
+            # A warm start serves the known pods: import the client (half a second
+            # of CPU, which would slow every reply meanwhile) only once a lookup
+            # needs it.
+            with self._wake:
+                while not self.stopped.is_set() and self._sched.pending() == 0:
+                    self._wake.wait(1.0)
         self._ensure_source()  # the slow client import, before any line needs it
         self._ready.set()
         while not self.stopped.is_set():

@@ -322,3 +322,24 @@ def test_stop_ends_the_store_s_threads(clock: FakeClock) -> None:
     until(lambda: len(ours()) == before + 3)  # the dispatcher and two workers
     store.stop()
     until(lambda: len(ours()) == before)
+
+
+def test_a_lazy_store_builds_its_source_only_when_a_lookup_needs_it(clock: FakeClock) -> None:
+    built: list[FakeSource] = []
+
+    def factory() -> FakeSource:
+        built.append(FakeSource({("shop", "web-1"): POD}, {"shop": NS}))
+        return built[-1]
+
+    store = MetadataStore(factory, clock=clock, settings=SETTINGS)
+    store.lazy = True  # a warm start: the snapshot serves meanwhile
+    store.preload([(("shop", "web-1"), POD)], [("shop", NS)], [], lambda: 1.0)
+    store.start()
+    for _ in range(20):
+        pe, _ne = store.lookup(REF, clock() + 1, clock())
+        assert pe is not None and pe.value == POD
+    time.sleep(0.2)
+    assert built == []  # nothing needed the client: it was never imported
+    pe, _ = store.lookup(REF._replace(pod="web-2"), clock() + 5, clock())
+    assert len(built) == 1 and built[0].calls == [("pod", ("shop", "web-2"))]
+    store.stop()
