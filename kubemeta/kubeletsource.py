@@ -64,6 +64,15 @@ class KubeletSource:
         self.refresh()
         meta = self._known.get((namespace, name))
         if meta is None:
+            # The last list may predate the pod: wait out the rate limit (in this
+            # lookup worker, never in a line's path) and look once more, rather
+            # than have a new pod taken for a missing one.
+            wait = self._min - (self._clock() - self._last)
+            if wait > 0:
+                time.sleep(wait)
+                self.refresh()
+                meta = self._known.get((namespace, name))
+        if meta is None:
             raise ApiNotFound("404 Not Found (not among the kubelet's pods)", 404)
         return meta
 

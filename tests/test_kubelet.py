@@ -43,7 +43,7 @@ def node(emulator: ApiEmulator) -> ApiEmulator:
 def source(emu: ApiEmulator, kubelet_url: str) -> tuple[KubeletSource, MetadataStore]:
     cfg = config.Config(kubernetes_url=emu.url, ca_file=emu.pki.ca_file, token=TOKEN,
                         node_name="node-1", source="kubelet", kubelet_url=kubelet_url,
-                        kubelet_min_interval=60)
+                        kubelet_min_interval=0.5)
     store = MetadataStore(FakeSource, clock=time.monotonic,
                           settings=store_settings(cfg))
     return KubeletSource(cfg, Shaper(True, "_", []), store), store
@@ -66,7 +66,8 @@ def test_pods_come_from_the_kubelet_one_request_however_many_misses(node: ApiEmu
     for t in threads:
         t.join()
     assert sorted(map(str, results)) == sorted(["{'app': 'web'}"] * 5 + ["404"] * 5)
-    assert node.world.by_kind["kubelet_pods"] == 1 and src.fetches == 1
+    # one list for all ten; the ghosts look once more, together, after the rate limit
+    assert node.world.by_kind["kubelet_pods"] == src.fetches == 2
     assert node.world.by_kind["pod"] == 0  # the API was not asked
     assert store.watched("pod") == 1  # only this node's pods
 
@@ -114,3 +115,12 @@ def test_check_asks_the_kubelet(tmp_path: Path, node: ApiEmulator, token_file: P
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 1
     assert f"FAIL get pods from the kubelet at {kubelet.url}: connection refused" in out.stdout
+
+
+def test_a_pod_newer_than_the_last_list_is_found_not_missed(node: ApiEmulator) -> None:
+    kubelet = node.start_kubelet("node-1")
+    src, _ = source(node, kubelet.url)
+    src.refresh(force=True)
+    node.world.apply(make_pod("shop", "web-2", {"app": "web-2"}))  # just scheduled
+    assert src.pod("shop", "web-2").labels == {"app": "web-2"}
+    assert src.fetches == 2
