@@ -90,8 +90,8 @@ class ApiHandler(BaseHTTPRequestHandler):
         watching = query.get("watch") in ("1", "true")
         if path == "/api/v1/namespaces":
             if watching:
-                world.record(path, 200, user, "namespace_watch")
-                watch.stream(self, self.server, "Namespace", lambda o: True, query)
+                watch.stream(self, self.server, "Namespace", lambda o: True, query, user,
+                             "namespace_watch")
                 return
             with world.lock:
                 items = list(world.namespaces.values())
@@ -108,8 +108,7 @@ class ApiHandler(BaseHTTPRequestHandler):
                         and (node is None or p.get("spec", {}).get("nodeName") == node))
 
             if watching:
-                world.record(path, 200, user, "pod_watch")
-                watch.stream(self, self.server, "Pod", match, query)
+                watch.stream(self, self.server, "Pod", match, query, user, "pod_watch")
                 return
             with world.lock:
                 items = [p for p in world.pods.values() if match(p)]

@@ -11,6 +11,7 @@ import socket
 import time
 from collections.abc import Callable
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 from kubemeta.emulator.objects import status
 from kubemeta.emulator.world import Event, World
@@ -24,17 +25,20 @@ class StreamServer(Protocol):
 
 
 def stream(handler: Any, server: StreamServer, kind: str, match: Match,
-           query: dict[str, str]) -> None:
-    """Serve one watch on ``handler`` (a BaseHTTPRequestHandler) until it ends."""
+           query: dict[str, str], user: str, counter: str) -> None:
+    """Serve one watch on ``handler`` (a BaseHTTPRequestHandler) until it ends;
+    the request is counted once, under ``counter`` or as a 400."""
     world = server.world
+    path = urlsplit(handler.path).path
     rv_text = query.get("resourceVersion", "")
     try:
         timeout = min(float(query.get("timeoutSeconds") or 1800), 3600.0)
         since = None if rv_text in ("", "0") else int(rv_text)
     except ValueError:
         handler._status(400, f"resourceVersion: Invalid value: {rv_text[:40]!r}",
-                        handler.path, None, "watch")
+                        path, user, counter)
         return
+    world.record(path, 200, user, counter)
     bookmarks = query.get("allowWatchBookmarks") in ("true", "1")
     generation = server.watch_generation
     handler.send_response(200)
