@@ -15,7 +15,7 @@ KUBEMETA_APT_EXTRA="debhelper dh-python pybuild-plugin-pyproject python3-all pyt
 if [ $# -gt 0 ]; then
     exec "$VENV/bin/python" -m pytest "$@"
 fi
-"$VENV/bin/ruff" check kubemeta tests scripts
-"$VENV/bin/mypy" kubemeta
+"$VENV/bin/ruff" check kubemeta tests scripts bench
+MYPYPATH=tests "$VENV/bin/mypy" kubemeta bench/bench.py bench/trivial.py bench/reference.py
 "$VENV/bin/python" -m pytest
 exec ./scripts/package-test.sh

@@ -1,0 +1,31 @@
+"""The shipped benchmark still works: every section runs and every mode's lines
+come out (enriched where the mode enriches). Nothing here is timed."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from harness import REPO
+
+
+def test_quick_benchmark_runs_every_section_and_mode(tmp_path: Path) -> None:
+    out = tmp_path / "figures.json"
+    p = subprocess.run([sys.executable, str(REPO / "bench" / "bench.py"), "--quick",
+                        "--json", str(out)], capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr[-3000:]
+    figures = json.loads(out.read_text())
+    modes = {"kubemeta", "trivial", "canned", "none"}
+    if Path("/usr/lib/x86_64-linux-gnu/rsyslog/mmkubernetes.so").exists():
+        modes.add("mmkubernetes")
+    assert set(figures["rsyslog"]) == modes
+    assert all(v > 0 for runs in figures["rsyslog"].values() for v in runs)
+    assert set(figures["pipe"]) == {"kubemeta", "reference"}
+    assert set(figures["first"]) == {"warm", "cold"}
+    assert figures["first_enriched"] is True  # a cold start waits for the client once
+    assert set(figures["rss"]) == {"10", "300"}
+    for row in ("rsyslogd, kubemeta (mmexternal)", "pipe, reference loop",
+                "peak RSS, 300 pods cached", "first reply, warm start (snapshot)"):
+        assert row in p.stdout
