@@ -242,11 +242,12 @@ def _check(args: argparse.Namespace) -> int:
         except ConfigError as e:
             print(f"FAIL kubelet client: {e}")
             return 2
-        checks.append((f"get pods from the kubelet at {cfg.kubelet_url}", kubelet.kubelet_pods))
+        checks.append((f"get pods from the kubelet at {cfg.kubelet_url}",
+                       lambda: list(kubelet.kubelet_pods())))
     if cfg.effective_source() == "watch" and node:
         checks += [
-            (f"list pods on node {node} {at}", lambda: api.list_pods(node)),
-            (f"list namespaces {at}", api.list_namespaces),
+            (f"list pods on node {node} {at}", lambda: list(api.list_pods(node))),
+            (f"list namespaces {at}", lambda: list(api.list_namespaces())),
             (f"watch pods on node {node} {at}", lambda: list(api.watch_pods(node, "0", 1))),
             (f"watch namespaces {at}", lambda: list(api.watch_namespaces("0", 1))),
         ]

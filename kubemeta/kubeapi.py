@@ -30,6 +30,7 @@ from kubemeta.errors import (
     ConfigError,
     status_error,
 )
+from kubemeta.listproto import Listing
 
 # A Pod or Namespace is a few KiB; a body far larger is not one we asked for.
 MAX_BODY_BYTES = 4 * 1024 * 1024
@@ -150,18 +151,47 @@ class KubeApi:
     def get_namespace(self, name: str) -> Any:
         return self._get("/api/v1/namespaces/{name}", {"name": name})
 
-    def list_pods(self, node: str) -> Any:
+    def list_pods(self, node: str) -> Listing:
         """This node's pods, from the API server's cache (resourceVersion=0)."""
-        return self._get("/api/v1/pods", {}, [
-            ("fieldSelector", f"spec.nodeName={node}"), ("resourceVersion", "0")],
-            MAX_LIST_BYTES)
+        return self._list("/api/v1/pods", [
+            ("fieldSelector", f"spec.nodeName={node}"), ("resourceVersion", "0")])
 
-    def kubelet_pods(self) -> Any:
-        """The kubelet's own list of its pods (a client built with ``kubelet``)."""
-        return self._get("/pods", {}, [], MAX_LIST_BYTES)
+    def kubelet_pods(self) -> Listing:
+        """The kubelet's own list of its pods (a client built with ``kubelet``); it
+        carries no resourceVersion."""
+        return self._list("/pods", [], need_resource_version=False)
 
-    def list_namespaces(self) -> Any:
-        return self._get("/api/v1/namespaces", {}, [("resourceVersion", "0")], MAX_LIST_BYTES)
+    def list_namespaces(self) -> Listing:
+        return self._list("/api/v1/namespaces", [("resourceVersion", "0")])
+
+    def _list(self, path: str, query: list[tuple[str, str]],
+              need_resource_version: bool = True) -> Listing:
+        """A list answer, decoded item by item as it is read (see listproto)."""
+        resp = self._call(path, {}, query, self._timeout)
+        return Listing(self._body_chunks(resp, MAX_LIST_BYTES), MAX_BODY_BYTES,
+                       need_resource_version)
+
+    def _body_chunks(self, resp: Any, limit: int | None) -> Iterator[bytes]:
+        """The answer's bytes as they arrive (at most ``limit`` of them): stream()
+        hands over each chunk as it comes, where read(n) would wait for n bytes."""
+        total = 0
+        try:
+            chunks = resp.stream(65536, decode_content=True)
+            while True:
+                try:
+                    data = next(chunks, b"")
+                except Exception as e:
+                    err = translate_transport(e)
+                    self._after_error(err)
+                    raise err from e
+                if not data:
+                    return
+                total += len(data)
+                if limit is not None and total > limit:
+                    raise ApiBadResponse(f"answer larger than {limit} bytes", 200)
+                yield data
+        finally:
+            _finish(resp)
 
     def watch_pods(self, node: str, rv: str, timeout: float) -> Iterator[bytes]:
         return self._stream("/api/v1/pods", [
@@ -181,20 +211,9 @@ class KubeApi:
         resp = self._call(path, {}, query, (self._timeout[0], self._watch_idle))
         try:
             yield b""  # the answer's headers are in: the watch is open
-            # stream() hands over each chunk as it comes; read(n) would wait for n bytes.
-            chunks = resp.stream(65536, decode_content=True)
-            while True:
-                try:
-                    data = next(chunks, b"")
-                except Exception as e:
-                    raise translate_transport(e) from e
-                if not data:
-                    return
-                yield data
+            yield from self._body_chunks(resp, None)
         finally:
-            # A stream stopped early still has bytes on the wire: never pool it.
-            resp.close()
-            resp.release_conn()
+            _finish(resp)  # also when stopped before the body was asked for
 
     def on_unauthorized(self) -> None:
         self._tokens.invalidate()
@@ -250,6 +269,14 @@ class KubeApi:
             return jsonlib.loads(body)
         except (ValueError, RecursionError) as e:
             raise ApiBadResponse("answer is not JSON", 200) from e
+
+
+def _finish(resp: Any) -> None:
+    if not resp.closed:
+        # Stopped early, the rest of the answer is still on the wire: a pooled
+        # connection would hand it to the next request as its answer.
+        resp.close()
+    resp.release_conn()
 
 
 def _stamps(paths: list[str]) -> tuple[tuple[float, int] | None, ...]:

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from kubemeta.config import Config
-from kubemeta.errors import ApiBadResponse, ApiError, ApiNotFound
+from kubemeta.errors import ApiError, ApiNotFound
 from kubemeta.kubeapi import ApiSource, KubeApi
 from kubemeta.schema import NamespaceMeta, PodMeta, Shaper
 from kubemeta.store import MetadataStore
@@ -51,14 +51,10 @@ class KubeletSource:
             self._last = self._clock()
             self.fetches += 1
             try:
-                body = self.kubelet.kubelet_pods()
-                items = body.get("items") if isinstance(body, dict) else None
-                if not isinstance(items, list):
-                    raise ApiBadResponse("kubelet answer has no items", 200)
+                self._known = self._view.replace(self.kubelet.kubelet_pods())
             except ApiError as e:
                 self._view.stale(e)
                 raise
-            self._known = self._view.replace(items)
 
     def pod(self, namespace: str, name: str) -> PodMeta:
         self.refresh()

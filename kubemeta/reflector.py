@@ -25,15 +25,17 @@ from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
 from kubemeta.errors import ApiError, ApiGone, ApiUnreachable
+from kubemeta.listproto import Listing
 from kubemeta.policy import Backoff
-from kubemeta.watchproto import WatchDecoder, WatchEvent, list_resource_version
+from kubemeta.watchproto import WatchDecoder, WatchEvent
 
 log = logging.getLogger("kubemeta.reflector")
 
 
 class View(Protocol):
-    def replace(self, items: list[dict[str, Any]]) -> object:
-        """A complete list: everything else is gone; the view is in sync."""
+    def replace(self, items: Iterable[dict[str, Any]]) -> object:
+        """A complete list: everything else is gone; the view is in sync. Nothing
+        is applied if the iteration raises."""
 
     def apply(self, event: WatchEvent) -> None:
         """ADDED, MODIFIED or DELETED."""
@@ -46,7 +48,7 @@ class View(Protocol):
 
 
 class Reflector:
-    def __init__(self, what: str, lister: Callable[[], Any],
+    def __init__(self, what: str, lister: Callable[[], Listing],
                  watcher: Callable[[str], Iterable[bytes]], view: View, backoff: Backoff, *,
                  sleep: Callable[[float], object], rng: random.Random | None = None,
                  start_jitter: float = 0.0, max_event: int = 4 * 1024 * 1024) -> None:
@@ -80,11 +82,10 @@ class Reflector:
     def step(self) -> None:
         """One list, or one watch until it ends. Raises ApiError on failure."""
         if self.rv is None:
-            body = self._list()
-            rv = list_resource_version(body)
+            listing = self._list()
+            self._view.replace(listing)
             self.lists += 1
-            self._view.replace(body["items"])
-            self.rv = rv
+            self.rv = listing.resource_version
             self._ok()
             return
         self.watches += 1

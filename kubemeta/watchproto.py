@@ -66,16 +66,5 @@ def decode_event(line: bytes) -> WatchEvent:
     return WatchEvent(kind, obj, rv if isinstance(rv, str) else None)
 
 
-def list_resource_version(body: Any) -> str:
-    """The resourceVersion a list answer was served at: where its watch starts."""
-    md = body.get("metadata") if isinstance(body, dict) else None
-    rv = md.get("resourceVersion") if isinstance(md, dict) else None
-    if not isinstance(rv, str) or not rv:
-        raise ApiBadResponse("list answer has no resourceVersion", 200)
-    if not isinstance(body.get("items"), list):
-        raise ApiBadResponse("list answer has no items", 200)
-    return rv
-
-
 def _str(v: Any) -> str | None:
     return v[:300] if isinstance(v, str) else None

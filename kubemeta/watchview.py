@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from kubemeta.errors import ApiError
@@ -49,8 +49,9 @@ class StoreView:
             log.debug("%s: ignoring a malformed object: %s", self.what, e)
             return None
 
-    def replace(self, items: list[dict[str, Any]]) -> dict[Any, Any]:
-        """Returns the shaped objects, by key."""
+    def replace(self, items: Iterable[dict[str, Any]]) -> dict[Any, Any]:
+        """Returns the shaped objects, by key. Each object is shaped as it comes, so
+        only what is kept of it stays; nothing is applied if ``items`` raises."""
         entries = {}
         for obj in items:
             shaped = self._shape(obj) if isinstance(obj, dict) else None

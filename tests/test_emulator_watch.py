@@ -4,7 +4,6 @@ decoded by kubemeta's own watch decoder."""
 from __future__ import annotations
 
 import http.client
-import json
 import socket
 import ssl
 import threading
@@ -15,7 +14,8 @@ import pytest
 
 from kubemeta.emulator import ApiEmulator, make_namespace, make_pod
 from kubemeta.errors import ApiGone
-from kubemeta.watchproto import WatchDecoder, WatchEvent, list_resource_version
+from kubemeta.listproto import ListDecoder
+from kubemeta.watchproto import WatchDecoder, WatchEvent
 
 from conftest import TOKEN
 
@@ -34,9 +34,11 @@ def get(emu: ApiEmulator, path: str) -> tuple[http.client.HTTPSConnection,
 
 def list_pods(emu: ApiEmulator, node: str = "node-1") -> tuple[str, list[dict[str, Any]]]:
     conn, resp = get(emu, f"/api/v1/pods?fieldSelector=spec.nodeName%3D{node}&resourceVersion=0")
-    body = json.loads(resp.read())
+    decoder = ListDecoder(1 << 20)
+    items = decoder.feed(resp.read()) + decoder.close()
     conn.close()
-    return list_resource_version(body), body["items"]
+    assert decoder.resource_version is not None
+    return decoder.resource_version, items
 
 
 class Watch:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import random
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import pytest
 
 from kubemeta.errors import ApiError, ApiForbidden, ApiGone, ApiUnreachable
+from kubemeta.listproto import Listing
 from kubemeta.policy import Backoff
 from kubemeta.reflector import Reflector
 from kubemeta.watchproto import WatchEvent
@@ -23,6 +24,12 @@ def pod(name: str, rv: int, **labels: str) -> dict[str, Any]:
 
 def event(kind: str, obj: dict[str, Any]) -> bytes:
     return json.dumps({"type": kind, "object": obj}).encode() + b"\n"
+
+
+def listing(body: Any) -> Listing:
+    """A list answer as the API sends it, in pieces as a network hands them over."""
+    data = json.dumps(body).encode()
+    return Listing([data[i:i + 7] for i in range(0, len(data), 7)], 1 << 20)
 
 
 class FakeApi:
@@ -41,10 +48,11 @@ class FakeApi:
             self.fail_times -= 1
             raise self.error
 
-    def list(self) -> Any:
+    def list(self) -> Listing:
         self.calls.append("list")
         self._maybe_fail()
-        return {"metadata": {"resourceVersion": self.rv}, "items": list(self.items)}
+        return listing({"kind": "PodList", "metadata": {"resourceVersion": self.rv},
+                        "items": self.items})
 
     def watch(self, rv: str) -> Iterator[bytes]:
         self.calls.append(f"watch@{rv}")
@@ -62,7 +70,8 @@ class RecordingView:
         self.objects: dict[str, dict[str, Any]] = {}
         self.log: list[str] = []
 
-    def replace(self, items: list[dict[str, Any]]) -> None:
+    def replace(self, listing: Iterable[dict[str, Any]]) -> None:
+        items = list(listing)
         self.objects = {o["metadata"]["name"]: o for o in items}
         self.log.append(f"replace {len(items)}")
 
@@ -172,13 +181,13 @@ def test_the_loop_survives_anything_and_jitters_its_start() -> None:
     calls = 0
     stop = threading.Event()
 
-    def broken_list() -> Any:
+    def broken_list() -> Listing:
         nonlocal calls
         calls += 1
         if calls == 1:
             raise RuntimeError("a bug")
         if calls == 2:
-            return {"metadata": {}, "items": []}  # nonsense: no resourceVersion
+            return listing({"metadata": {}, "items": []})  # nonsense: no resourceVersion
         stop.set()
         return api.list()
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from kubemeta.errors import ApiBadResponse, ApiError, ApiForbidden, ApiGone, ApiServerError
-from kubemeta.watchproto import WatchDecoder, decode_event, list_resource_version
+from kubemeta.watchproto import WatchDecoder, decode_event
 
 
 def line(kind: str, obj: dict[str, Any]) -> bytes:
@@ -57,10 +57,3 @@ def test_bad_streams_raise_one_family(raw: bytes, error: type[ApiError], text: s
 
 def test_event_without_version_is_still_an_event() -> None:
     assert decode_event(line("MODIFIED", {"metadata": {}})).resource_version is None
-
-
-def test_list_version() -> None:
-    assert list_resource_version({"metadata": {"resourceVersion": "5"}, "items": []}) == "5"
-    for bad in ({"items": []}, {"metadata": {"resourceVersion": "5"}}, [], None):
-        with pytest.raises(ApiBadResponse):
-            list_resource_version(bad)
