@@ -335,15 +335,30 @@ def pipe_runs(tmp: Path, emu: ApiEmulator, token: Path, pods: list[Pod], total: 
 
 
 def rss_many(tmp: Path, emu: ApiEmulator, token: Path, pods: list[Pod]) -> float:
-    """Peak RSS (MiB) of a helper whose node runs ``pods``, one line of each asked."""
-    kcfg = kubemeta_config(tmp, emu, token, node_name=BIG_NODE, log_level="info")
+    """Peak RSS (MiB) of a helper whose node runs ``pods``, one line of each asked,
+    through at least one snapshot write (which a long-lived helper does now and then)."""
+    kcfg = kubemeta_config(tmp, emu, token, node_name=BIG_NODE, log_level="info",
+                           snapshot_interval=1)
     lines = [record(container_log(tmp, p.namespace, p.name, "app"), "hello") for p in pods]
     peer = PipePeer(kubemeta_argv(kcfg))
     warm_helper(peer, lines[-1:], b'"labels"')
     for ln in lines:
         if b'"labels"' not in peer.ask(ln):
             raise RuntimeError(f"not enriched: {ln[:200]!r}")
+    snapshot = tmp / "state" / "snapshot.json"
+    deadline = time.monotonic() + 30
+    while snapshot_pods(snapshot) < len(pods):
+        if time.monotonic() > deadline:
+            raise RuntimeError("the helper wrote no snapshot of all its pods")
+        time.sleep(0.2)
     return peer.finish()
+
+
+def snapshot_pods(path: Path) -> int:
+    try:
+        return len(json.loads(path.read_bytes()).get("pods") or ())
+    except (OSError, ValueError):
+        return 0
 
 
 def first_replies(tmp: Path, emu: ApiEmulator, token: Path, pods: list[Pod], runs: int,

@@ -24,6 +24,8 @@ from kubemeta.store import Counters, MetadataStore
 log = logging.getLogger("kubemeta.enricher")
 
 EMPTY = b"{}\n"
+_REPLY_HEAD = b'{"$!":{'
+_REPLY_TAIL = b"}}\n"
 
 
 class Throttle:
@@ -77,7 +79,7 @@ class Enricher:
         self._parse_cri = parse_cri
         self._merge_key = merge_log_key
         self._merge_prefix = dumps(merge_log_key) + b":" if merge_log_key else b""
-        self._memo: dict[PodRef, tuple[Any, Any, bytes, bytes]] = {}
+        self._memo: dict[PodRef, tuple[Any, Any, bytes]] = {}
         self._pod_reply = EMPTY  # the full reply for the last _pod_members call
         self._throttle = Throttle(clock)
         self.counters = store.counters if store is not None else (counters or Counters())
@@ -88,12 +90,12 @@ class Enricher:
             src = self._read(frame, "answered {}")
             if src is None:
                 return EMPTY
-            members, keys = self._members(src)
+            members, keys = self._members(src, whole=True)
             if keys is self.POD_KEYS:
                 return self._pod_reply  # the common case: the whole reply, built once
             if not members:
                 return EMPTY
-            return b'{"$!":{' + members + b"}}\n"
+            return _REPLY_HEAD + members + _REPLY_TAIL
         except Exception as e:  # the pipe must stay in step whatever happens
             self._problem("bug", "could not enrich a record (%s: %s); answered {}",
                           type(e).__name__, e)
@@ -138,13 +140,15 @@ class Enricher:
             self._problem("bad_record", "unreadable record from rsyslog (%s); %s", e, outcome)
             return None
 
-    def _members(self, src: Sources) -> tuple[bytes, tuple[str, ...]]:
-        """The serialized ``$!`` members kubemeta sets for one record, and their keys."""
+    def _members(self, src: Sources, whole: bool = False) -> tuple[bytes, tuple[str, ...]]:
+        """The serialized ``$!`` members kubemeta sets for one record, and their keys.
+
+        With ``whole``, a record that gets only the pod's members gets no bytes
+        here: its reply is ``_pod_reply``, whole, as it was built."""
         out: list[bytes] = []
         keys: tuple[str, ...] = ()
         pod = self._pod_members(src)
         if pod is not None:
-            out.append(pod)
             keys = self.POD_KEYS
         text = src.log
         if self._parse_cri and text is None and src.msg is not None:
@@ -159,10 +163,16 @@ class Enricher:
             if obj is not None:
                 out.append(self._merge_prefix + self._dumps(obj))
                 keys += (self._merge_key,)
+        if pod is not None:
+            if whole and keys is self.POD_KEYS:
+                return b"", keys
+            out.insert(0, pod[len(_REPLY_HEAD):-len(_REPLY_TAIL)])
         return b",".join(out), keys
 
     def _pod_members(self, src: Sources) -> bytes | None:
-        """``"kubernetes":{...},"docker":{...}``, memoised per container and metadata version."""
+        """The reply carrying ``"kubernetes":{...},"docker":{...}``, memoised per
+        container and metadata version; also left in ``_pod_reply``. Only the whole
+        reply is kept: the members alone are a slice of it."""
         ref = self._identify(src)
         if ref is None:
             return None
@@ -177,7 +187,7 @@ class Enricher:
                 self.counters.linesstale += 1
         memo = self._memo.get(ref)
         if memo is not None and memo[0] is pe and memo[1] is ne:
-            self._pod_reply = memo[3]
+            self._pod_reply = memo[2]
             return memo[2]
         pod = pe.value if pe is not None else None
         if pod is not None and ref.pod_uid and pod.uid and pod.uid != ref.pod_uid:
@@ -186,9 +196,9 @@ class Enricher:
         out = self._dumps(reply_object(ref, pod, ns, self._master_url)["$!"])[1:-1]
         if len(self._memo) >= self.MEMO_SIZE:
             self._memo.clear()
-        self._pod_reply = b'{"$!":{' + out + b"}}\n"
-        self._memo[ref] = (pe, ne, out, self._pod_reply)
-        return out
+        self._pod_reply = _REPLY_HEAD + out + _REPLY_TAIL
+        self._memo[ref] = (pe, ne, self._pod_reply)
+        return self._pod_reply
 
     def _problem(self, kind: str, msg: str, *args: Any) -> None:
         suppressed = self._throttle.allow(kind)

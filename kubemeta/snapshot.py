@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,16 +48,33 @@ def identity(kubernetes_url: str, node_name: str | None, de_dot: bool, separator
 
 
 def encode(contents: Contents, ident: dict[str, Any], written_at: float) -> bytes:
-    doc = {
-        "format": FORMAT, "version": VERSION, "for": ident, "written_at": written_at,
-        "pods": [_pod(meta, key) for key, meta in contents.pods],
-        "namespaces": [{"name": name, "uid": m.uid, "labels": m.labels,
-                        "annotations": m.annotations, "created": m.creation_timestamp}
-                       for name, m in contents.namespaces],
-        "deleted": [{**_pod(meta, None), "age": round(age, 1)}
-                    for meta, age in contents.deleted],
-    }
-    return jsonlib.dumps(doc)
+    return b"".join(encode_chunks(contents, ident, written_at))
+
+
+def encode_chunks(contents: Contents, ident: dict[str, Any], written_at: float
+                  ) -> Iterator[bytes]:
+    """The snapshot's bytes, an entry at a time: a node's thousands of pods are
+    never all held as one document (nor as a tree) while it is written."""
+    dumps = jsonlib.dumps
+    head = dumps({"format": FORMAT, "version": VERSION, "for": ident,
+                  "written_at": written_at})
+    yield head[:-1]
+    sections: list[tuple[str, Iterable[dict[str, Any]]]] = [
+        ("pods", (_pod(meta, key) for key, meta in contents.pods)),
+        ("namespaces", ({"name": name, "uid": m.uid, "labels": m.labels,
+                         "annotations": m.annotations, "created": m.creation_timestamp}
+                        for name, m in contents.namespaces)),
+        ("deleted", ({**_pod(meta, None), "age": round(age, 1)}
+                     for meta, age in contents.deleted)),
+    ]
+    for name, entries in sections:
+        yield b',"' + name.encode() + b'":['
+        sep = b""
+        for entry in entries:
+            yield sep + dumps(entry)
+            sep = b","
+        yield b"]"
+    yield b"}"
 
 
 def decode(data: bytes, ident: dict[str, Any]) -> tuple[Contents, float]:
@@ -88,13 +106,20 @@ def decode(data: bytes, ident: dict[str, Any]) -> tuple[Contents, float]:
     return Contents(pods, nss, deleted), float(written)
 
 
-def write(path: str, data: bytes) -> None:
-    """Replace ``path`` atomically: readers see the old file or the new, never half."""
+def write(path: str, data: bytes | Iterable[bytes]) -> None:
+    """Replace ``path`` atomically: readers see the old file or the new, never half.
+    Raises SnapshotError, leaving the old file, if ``data`` exceeds MAX_BYTES."""
+    chunks = (data,) if isinstance(data, bytes) else data
     directory = os.path.dirname(path) or "."
     fd, tmp = tempfile.mkstemp(prefix=".snapshot-", dir=directory)
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
+        with os.fdopen(fd, "wb", buffering=1 << 16) as f:
+            size = 0
+            for chunk in chunks:
+                size += len(chunk)
+                if size > MAX_BYTES:
+                    raise SnapshotError(f"it would be larger than {MAX_BYTES} bytes")
+                f.write(chunk)
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, 0o640)
@@ -145,7 +170,7 @@ def _meta(p: dict[str, Any]) -> PodMeta:
             for v in images.values())):
         raise ValueError("images")
     return PodMeta(_s(p, "uid"), _m(p, "labels"), _m(p, "annotations"), _s(p, "node"),
-                   frozenset(cids), tuple((k, v) for k, v in extra),
+                   tuple(sorted(cids)), tuple((k, v) for k, v in extra),
                    None if images is None else {k: (v[0], v[1]) for k, v in images.items()})
 
 

@@ -68,13 +68,13 @@ class SnapshotKeeper:
             if generation == self._written:
                 return False
             pods, nss, deleted = self._store.export(self._clock())
-            data = snapshot.encode(snapshot.Contents(pods, nss, deleted), self._ident,
-                                   self._wall())
-            if len(data) > snapshot.MAX_BYTES:
-                self._fail(f"it would be larger than {snapshot.MAX_BYTES} bytes")
-                return False
+            chunks = snapshot.encode_chunks(snapshot.Contents(pods, nss, deleted), self._ident,
+                                            self._wall())
             try:
-                snapshot.write(self.path, data)
+                snapshot.write(self.path, chunks)
+            except snapshot.SnapshotError as e:
+                self._fail(str(e))
+                return False
             except OSError as e:
                 self._fail(e.strerror or str(e))
                 return False

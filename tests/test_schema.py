@@ -83,7 +83,7 @@ def test_container_ids_come_from_every_status_list_without_their_scheme() -> Non
                      "ephemeralContainerStatuses": [{"containerID": "docker://cc"},
                                                     {"name": "not started yet"}]}
     meta = Shaper(True, "_", []).pod(obj, "web-1")
-    assert meta.container_ids == frozenset({"aa", "bb", "cc"})
+    assert meta.container_ids == ("aa", "bb", "cc")
 
 
 def test_reply_with_full_metadata_in_mmkubernetes_order() -> None:

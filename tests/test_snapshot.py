@@ -3,6 +3,7 @@ and writes it around a real store."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import stat
@@ -20,8 +21,8 @@ from kubemeta.warmstart import SnapshotKeeper
 
 from fakes import FakeClock, FakeSource
 
-POD = PodMeta("uid-1", {"app": "web"}, {"a": "b"}, "node-1", frozenset({"cid-1"}))
-GONE = PodMeta("uid-0", {"app": "job"}, None, "node-1", frozenset({"cid-0"}))
+POD = PodMeta("uid-1", {"app": "web"}, {"a": "b"}, "node-1", ("cid-1",))
+GONE = PodMeta("uid-0", {"app": "job"}, None, "node-1", ("cid-0",))
 NS = NamespaceMeta("ns-uid", {"team": "a"}, None, "2026-01-01T00:00:00Z")
 IDENT = snapshot.identity("https://api:6443", "node-1", True, "_", ())
 CONTENTS = Contents([(("shop", "web-1"), POD)], [("shop", NS)], [(GONE, 30.0)])
@@ -63,7 +64,6 @@ def test_corrupt_snapshots_raise_one_error(data: bytes, why: str) -> None:
     lambda d: d.update(written_at="yesterday"),
 ])
 def test_malformed_entries_are_refused(damage: object) -> None:
-    import json
 
     doc = json.loads(snapshot.encode(CONTENTS, IDENT, 1.0))
     damage(doc)  # type: ignore[operator]
@@ -78,6 +78,26 @@ def test_write_is_atomic_and_private(tmp_path: Path) -> None:
     assert path.read_bytes() == b"two"
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o640
     assert [p.name for p in tmp_path.iterdir()] == ["snapshot.json"]  # no temporary left
+
+
+def test_an_oversized_snapshot_is_not_written_and_the_old_one_stays(tmp_path: Path) -> None:
+    path = tmp_path / "snapshot.json"
+    snapshot.write(str(path), b"old")
+    piece = b"x" * (1 << 20)
+    with pytest.raises(SnapshotError, match="larger than"):
+        snapshot.write(str(path), (piece for _ in range(snapshot.MAX_BYTES // len(piece) + 1)))
+    assert path.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["snapshot.json"]
+
+
+def test_encoded_in_pieces_it_is_one_json_document() -> None:
+    many = Contents([(("shop", f"web-{i}"), POD) for i in range(50)], [], [])
+    chunks = list(snapshot.encode_chunks(many, IDENT, 1.0))
+    assert len(chunks) > 50
+    assert len(json.loads(b"".join(chunks))["pods"]) == 50
+    assert snapshot.decode(b"".join(chunks), IDENT)[0] == many
+    empty = Contents([], [], [])
+    assert snapshot.decode(snapshot.encode(empty, IDENT, 1.0), IDENT)[0] == empty
 
 
 def test_an_oversized_file_is_not_read_whole(tmp_path: Path) -> None:
@@ -145,7 +165,7 @@ def test_keeper_that_cannot_write_says_so_once(
 
 
 def test_extra_fields_survive_a_round_trip() -> None:
-    rich = PodMeta("uid-2", {"app": "db"}, None, "node-1", frozenset({"c2"}),
+    rich = PodMeta("uid-2", {"app": "db"}, None, "node-1", ("c2",),
                    (("pod_ip", "10.0.0.2"), ("statefulset", "db")),
                    {"app": ("img:1", "img@sha256:ab"), "init": ("init:1", None)})
     contents = Contents([(("shop", "db-0"), rich)], [], [])

@@ -240,8 +240,8 @@ def test_a_broken_source_means_file_name_fields_only(clock: FakeClock) -> None:
 
 
 # -- deleted pods --
-OLD = PodMeta("uid-old", {"app": "web", "gen": "1"}, None, "node-1", frozenset({"cid-old"}))
-NEW = PodMeta("uid-new", {"app": "web", "gen": "2"}, None, "node-1", frozenset({"cid-new"}))
+OLD = PodMeta("uid-old", {"app": "web", "gen": "1"}, None, "node-1", ("cid-old",))
+NEW = PodMeta("uid-new", {"app": "web", "gen": "2"}, None, "node-1", ("cid-new",))
 
 
 def line(cid: str | None = None, uid: str | None = None) -> PodRef:
