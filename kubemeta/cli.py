@@ -19,7 +19,7 @@ from kubemeta.config import Config
 from kubemeta.errors import ApiError, ConfigError
 
 if TYPE_CHECKING:
-    from kubemeta.warmstart import SnapshotKeeper
+    from kubemeta.roles import Helper
 
 log = logging.getLogger("kubemeta")
 
@@ -76,8 +76,6 @@ def _helper(args: argparse.Namespace, mode: str) -> int:
         PipeServer,
         build_enricher,
         build_sink_writer,
-        build_store,
-        start_watches,
     )
 
     problem: ConfigError | None = None
@@ -106,29 +104,23 @@ def _helper(args: argparse.Namespace, mode: str) -> int:
         os._exit(0)
     store = None
     stats = None
-    keeper: SnapshotKeeper | None = None
+    helper: Helper | None = None
     if problem is not None:
         # A broken config must not stop logs: answer with file-name fields.
         log.critical("configuration error: %s; kubemeta answers with file-name fields only "
                      "until the config is fixed and rsyslog restarts it", problem,
                      extra={"event": "config_error", "config": args.config})
     else:
+        from kubemeta import roles
         from kubemeta.stats import StatsWriter
 
-        store = build_store(cfg)
-        warm = False
-        if cfg.snapshot_interval > 0:
-            from kubemeta.warmstart import SnapshotKeeper
-
-            keeper = SnapshotKeeper(store, cfg)
-            warm = keeper.load() > 0  # before the first line: known pods are served at once
-            keeper.start()
-        store.lazy = warm
-        store.start()
-        if cfg.effective_source() == "watch":
-            start_watches(cfg, store, warm)
-        stats = StatsWriter(store, f"kubemeta({cfg.kubernetes_url})", cfg.stats_interval,
-                            cfg.stats_file, cfg.prometheus_file)
+        helper = roles.start(cfg)
+        store = helper.store
+        name = f"kubemeta({cfg.kubernetes_url})"
+        if helper.role != "alone":
+            name += f"[{os.getpid()}]"  # one line per helper of the node
+        stats = StatsWriter(store, name, cfg.stats_interval, cfg.stats_file,
+                            cfg.prometheus_file, prometheus=helper.leads)
         stats.start()
     enricher = build_enricher(cfg, store)
     if mode == "omprog":
@@ -140,14 +132,16 @@ def _helper(args: argparse.Namespace, mode: str) -> int:
         server = PipeServer(enricher.reply, framer)
         where = ""
     server.install_signals()
+    if helper is not None and helper.role != "alone":
+        where += f"; {helper.role} of this node's helpers"
     log.info("kubemeta %s started as %s helper; API %s%s", __version__, mode,
              cfg.kubernetes_url, where, extra={"event": "start"})
     why = server.serve()
     log.info("stopping (%s) after %d lines", why, server.lines, extra={"event": "stop"})
     if stats is not None:
         stats.write()  # the last counters, for whoever reads them after us
-    if keeper is not None:
-        keeper.save()
+    if helper is not None and helper.keeper is not None and helper.leads():
+        helper.keeper.save()
     logging.shutdown()
     # Lookup threads may sit in a hung request; they hold nothing worth waiting for.
     os._exit(0)

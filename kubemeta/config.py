@@ -91,6 +91,9 @@ class Config:
     kubelet_refresh_interval: float = 30.0
     kubelet_min_interval: float = 2.0
     snapshot_interval: float = 60.0  # 0: no warm-start snapshot
+    # The helpers of one node (one per rsyslog worker thread) share one view of
+    # the cluster through state_dir: one leads and asks the API, the others follow.
+    share_helpers: bool = True
     # -- caching and lookups --
     pod_cache_ttl: float = 300.0
     namespace_cache_ttl: float = 900.0

@@ -129,6 +129,11 @@ def _value(v: str) -> str:
     return intern(v) if len(v) <= 64 else v
 
 
+def shared_strings(m: Labels) -> Labels:
+    """The same labels, keys and short values interned (see Shaper._keys)."""
+    return {intern(k): _value(v) for k, v in m.items()}
+
+
 def _intern(v: str | None) -> str | None:
     return intern(v) if v is not None else None
 

@@ -56,18 +56,26 @@ def store_settings(cfg: Config) -> StoreSettings:
         deleted_max=cfg.pod_cache_size)
 
 
-def build_store(cfg: Config, clock: Callable[[], float] = time.monotonic) -> MetadataStore:
+def source_factory(cfg: Config, box: list[MetadataStore]) -> Callable[[], Source]:
+    """What the store in ``box`` asks for metadata: the API, or (source: kubelet)
+    the node's kubelet, which keeps its list in that store. The box may be filled
+    after this returns, as long as it is before the factory is called."""
     if cfg.effective_source() != "kubelet":
-        return MetadataStore(api_source_factory(cfg), clock=clock, settings=store_settings(cfg))
+        return api_source_factory(cfg)
     shaper = Shaper(cfg.de_dot, cfg.de_dot_separator, cfg.annotation_match, cfg.extra_fields)
-    box: list[MetadataStore] = []
 
     def make() -> Source:
         from kubemeta import kubeletsource  # imports the client: off the first reply's path
 
         return kubeletsource.factory(cfg, shaper, box)()  # type: ignore[return-value]
 
-    box.append(MetadataStore(make, clock=clock, settings=store_settings(cfg)))
+    return make
+
+
+def build_store(cfg: Config, clock: Callable[[], float] = time.monotonic) -> MetadataStore:
+    box: list[MetadataStore] = []
+    box.append(MetadataStore(source_factory(cfg, box), clock=clock,
+                             settings=store_settings(cfg)))
     return box[0]
 
 
@@ -94,11 +102,15 @@ def start_watches(cfg: Config, store: MetadataStore, warm: bool = True) -> None:
         # would slow the replies that the snapshot is serving meanwhile.
         if jitter > 0 and store.stopped.wait(rng.uniform(0, jitter)):
             return
+        store.expect_list("pod")
+        store.expect_list("ns")
         from kubemeta import kubeapi  # the slow import, off the path to the first reply
 
         try:
             api = kubeapi.KubeApi(cfg)
         except ConfigError as e:
+            store.list_over("pod")
+            store.list_over("ns")
             log.error("cannot watch the Kubernetes API: %s", e, extra={"event": "config_error"})
             return
         pods = Reflector(

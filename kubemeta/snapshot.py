@@ -20,7 +20,7 @@ from typing import Any
 
 from kubemeta import jsonlib
 from kubemeta.errors import KubemetaError
-from kubemeta.schema import NamespaceMeta, PodMeta
+from kubemeta.schema import NamespaceMeta, PodMeta, shared_strings
 
 FORMAT = "kubemeta-snapshot"
 VERSION = 1
@@ -60,11 +60,9 @@ def encode_chunks(contents: Contents, ident: dict[str, Any], written_at: float
                   "written_at": written_at})
     yield head[:-1]
     sections: list[tuple[str, Iterable[dict[str, Any]]]] = [
-        ("pods", (_pod(meta, key) for key, meta in contents.pods)),
-        ("namespaces", ({"name": name, "uid": m.uid, "labels": m.labels,
-                         "annotations": m.annotations, "created": m.creation_timestamp}
-                        for name, m in contents.namespaces)),
-        ("deleted", ({**_pod(meta, None), "age": round(age, 1)}
+        ("pods", (pod_doc(meta, key) for key, meta in contents.pods)),
+        ("namespaces", (ns_doc(m, name) for name, m in contents.namespaces)),
+        ("deleted", ({**pod_doc(meta, None), "age": round(age, 1)}
                      for meta, age in contents.deleted)),
     ]
     for name, entries in sections:
@@ -93,11 +91,10 @@ def decode(data: bytes, ident: dict[str, Any]) -> tuple[Contents, float]:
     if not isinstance(written, int | float):
         raise SnapshotError("no time of writing")
     try:
-        pods = [((p["ns"], p["name"]), _meta(p)) for p in _items(doc, "pods")]
-        nss = [(n["name"], NamespaceMeta(_s(n, "uid"), _m(n, "labels"), _m(n, "annotations"),
-                                         _s(n, "created")))
+        pods = [((p["ns"], p["name"]), pod_meta(p)) for p in _items(doc, "pods")]
+        nss = [(n["name"], ns_meta(n))
                for n in _items(doc, "namespaces") if isinstance(n.get("name"), str)]
-        deleted = [(_meta(p), float(p["age"])) for p in _items(doc, "deleted")]
+        deleted = [(pod_meta(p), float(p["age"])) for p in _items(doc, "deleted")]
     except (KeyError, TypeError, ValueError) as e:
         raise SnapshotError(f"malformed entry: {e}") from e
     for (ns, name), _ in pods:
@@ -106,9 +103,10 @@ def decode(data: bytes, ident: dict[str, Any]) -> tuple[Contents, float]:
     return Contents(pods, nss, deleted), float(written)
 
 
-def write(path: str, data: bytes | Iterable[bytes]) -> None:
+def write(path: str, data: bytes | Iterable[bytes], durable: bool = True) -> None:
     """Replace ``path`` atomically: readers see the old file or the new, never half.
-    Raises SnapshotError, leaving the old file, if ``data`` exceeds MAX_BYTES."""
+    Raises SnapshotError, leaving the old file, if ``data`` exceeds MAX_BYTES.
+    ``durable``: on disk before it replaces the old file (a crash keeps one whole)."""
     chunks = (data,) if isinstance(data, bytes) else data
     directory = os.path.dirname(path) or "."
     fd, tmp = tempfile.mkstemp(prefix=".snapshot-", dir=directory)
@@ -121,7 +119,8 @@ def write(path: str, data: bytes | Iterable[bytes]) -> None:
                     raise SnapshotError(f"it would be larger than {MAX_BYTES} bytes")
                 f.write(chunk)
             f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                os.fsync(f.fileno())
         os.chmod(tmp, 0o640)
         os.replace(tmp, path)
     except BaseException:
@@ -141,7 +140,8 @@ def read(path: str) -> bytes:
     return data
 
 
-def _pod(meta: PodMeta, key: tuple[str, str] | None) -> dict[str, Any]:
+def pod_doc(meta: PodMeta, key: tuple[str, str] | None = None) -> dict[str, Any]:
+    """A pod's metadata as JSON-ready values (``pod_meta`` reads it back)."""
     out: dict[str, Any] = {"uid": meta.uid, "labels": meta.labels,
                            "annotations": meta.annotations, "node": meta.node_name,
                            "cids": sorted(meta.container_ids)}
@@ -154,7 +154,8 @@ def _pod(meta: PodMeta, key: tuple[str, str] | None) -> dict[str, Any]:
     return out
 
 
-def _meta(p: dict[str, Any]) -> PodMeta:
+def pod_meta(p: dict[str, Any]) -> PodMeta:
+    """Raises KeyError, TypeError or ValueError when ``p`` is not a ``pod_doc``."""
     cids = p.get("cids") or []
     if not isinstance(cids, list) or not all(isinstance(c, str) for c in cids):
         raise ValueError("cids")
@@ -172,6 +173,19 @@ def _meta(p: dict[str, Any]) -> PodMeta:
     return PodMeta(_s(p, "uid"), _m(p, "labels"), _m(p, "annotations"), _s(p, "node"),
                    tuple(sorted(cids)), tuple((k, v) for k, v in extra),
                    None if images is None else {k: (v[0], v[1]) for k, v in images.items()})
+
+
+def ns_doc(m: NamespaceMeta, name: str | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {"uid": m.uid, "labels": m.labels, "annotations": m.annotations,
+                           "created": m.creation_timestamp}
+    if name is not None:
+        out["name"] = name
+    return out
+
+
+def ns_meta(n: dict[str, Any]) -> NamespaceMeta:
+    """Raises TypeError or ValueError when ``n`` is not an ``ns_doc``."""
+    return NamespaceMeta(_s(n, "uid"), _m(n, "labels"), _m(n, "annotations"), _s(n, "created"))
 
 
 def _items(doc: dict[str, Any], key: str) -> list[dict[str, Any]]:
@@ -195,7 +209,7 @@ def _m(d: dict[str, Any], key: str) -> dict[str, str] | None:
     if not isinstance(v, dict) or not all(isinstance(k, str) and isinstance(x, str)
                                           for k, x in v.items()):
         raise ValueError(key)
-    return v
+    return shared_strings(v)
 
 
 def _describe(ident: Any) -> str:

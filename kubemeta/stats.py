@@ -88,7 +88,12 @@ def write_atomically(path: str, text: str) -> None:
 class StatsWriter:
     def __init__(self, store: Any, name: str, interval: float, stats_file: str | None,
                  prometheus_file: str | None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 prometheus: Callable[[], bool] = lambda: True) -> None:
+        """``prometheus``: whether this helper writes the Prometheus file now (of
+        several helpers sharing a node, the leader does; each appends its own
+        line to ``stats_file``)."""
+        self._prometheus = prometheus
         self._store = store
         self._name = name
         self._interval = interval
@@ -115,7 +120,7 @@ class StatsWriter:
             if self._stats_file:
                 with open(self._stats_file, "a", encoding="utf-8") as f:
                     f.write(impstats_line(values, self._name) + "\n")
-            if self._prom_file:
+            if self._prom_file and self._prometheus():
                 write_atomically(self._prom_file, prometheus_text(values))
             self._failed = False
         except OSError as e:

@@ -143,6 +143,7 @@ class MetadataStore:
         self._outage: tuple[float, int, int] | None = None  # start, stale, file-name-only
         self._ready = threading.Event()  # the source is built (or cannot be)
         self._watched: dict[str, set[Any]] = {"pod": set(), "ns": set()}
+        self._listing: dict[str, threading.Event] = {}  # first lists on their way
         self._deleted: dict[str, Tombstone] = {}     # by pod uid, oldest first
         self._deleted_cids: dict[str, str] = {}      # container id -> pod uid
         self._next_sweep = 0.0
@@ -267,6 +268,10 @@ class MetadataStore:
         ev = self._inflight.get(key)
         if ev is not None:
             return ev
+        if urgent and isinstance(key, tuple):
+            listing = self._listing.get(key[0])
+            if listing is not None:
+                return listing  # a list on its way brings it: no GET of its own
         if self._broken or self._retry_at.get(key, 0.0) > now:
             return None
         ev = threading.Event()
@@ -510,6 +515,68 @@ class MetadataStore:
             self.forget_watched(kind, key)
         for key, value in entries.items():
             self.put_watched(kind, key, value)
+        self.list_over(kind)
+
+    def expect_list(self, kind: str) -> None:
+        """A first list of ``kind`` is on its way: lookups of unknown objects wait
+        for it (within their deadline) rather than each cost a GET."""
+        with self._lock:
+            self._listing.setdefault(kind, threading.Event())
+
+    def list_over(self, kind: str) -> None:
+        """The list came (or failed: unknown objects are fetched one by one again)."""
+        with self._lock:
+            ev = self._listing.pop(kind, None)
+            if ev is not None:
+                self._stalled = False  # as after any answer
+        if ev is not None:
+            ev.set()
+
+    # -- helpers sharing one view (see sharing) --
+    def wait_ready(self, timeout: float) -> bool:
+        """Until the source is built (a lazy store builds it only when needed)."""
+        return self.lazy or self._ready.wait(timeout)
+
+    def wait_for(self, kind: str, key: Any, deadline: float) -> Entry[Any] | None:
+        """One object's entry, fetched if it is not fresh, waiting at most until
+        ``deadline`` (the leader answering a follower). None: not known."""
+        now = self._clock()
+        cache: Any = self._pods if kind == "pod" else self._nss
+        with self._lock:
+            entry = cache.get(key)
+            ev = None
+            if entry is None or entry.fresh_until <= now:
+                ev = self._want((kind, key), now, entry is None)
+        if entry is None and ev is not None and self.api_ok:
+            if not self._ready.is_set():
+                self._ready.wait(self.STARTUP_GRACE)
+            ev.wait(max(0.0, deadline - self._clock()))
+            with self._lock:
+                entry = cache.get(key)
+        return entry  # type: ignore[no-any-return]
+
+    def follow(self, pods: dict[PodKey, PodMeta], nss: dict[str, NamespaceMeta],
+               deleted: list[tuple[PodMeta, float]]) -> None:
+        """What the leader published: kept as watched entries (fresh until the next
+        publication says otherwise), so a follower asks nothing for them."""
+        self.replace_watched("pod", pods)
+        self.replace_watched("ns", nss)
+        if deleted:
+            self.preload([], [], deleted, lambda: 1.0)
+
+    def release_watched(self, spread: Callable[[], float]) -> None:
+        """Watched entries become ordinary ones, refreshed after ``spread()`` times
+        their TTL: a follower that takes the lead must refresh what it followed."""
+        now = self._clock()
+        with self._wake:
+            caches: list[tuple[str, Any, float]] = [("pod", self._pods, self._s.pod_ttl),
+                                                    ("ns", self._nss, self._s.namespace_ttl)]
+            for kind, cache, ttl in caches:
+                for key in self._watched[kind]:
+                    old = cache.get(key)
+                    if old is not None:
+                        cache[key] = Entry(old.value, now + spread() * ttl)
+                self._watched[kind].clear()
 
     # -- the warm-start snapshot --
     def export(self, now: float) -> tuple[list[tuple[PodKey, PodMeta]],

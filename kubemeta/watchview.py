@@ -76,6 +76,7 @@ class StoreView:
             self._store.put_watched(self._kind, key, meta)
 
     def stale(self, why: ApiError) -> None:
+        self._store.list_over(self._kind)
         if self.stale_since is None:
             self.stale_since = self._clock()
             log.warning("%s: %s failed: %s; serving cached metadata, retrying", self.what,

@@ -1,0 +1,129 @@
+"""Which part a helper plays on its node, and the store it serves lines from.
+
+- **leader**: the first helper of a group to take the lock (see sharing); it
+  talks to the API, keeps the snapshot, publishes for the others.
+- **follower**: any other helper of the group; it asks the leader, never the
+  API, and takes the lead when the leader dies.
+- **alone**: ``share_helpers`` is off, or ``state_dir`` is unusable.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+from dataclasses import dataclass, field
+
+from kubemeta import snapshot
+from kubemeta.config import Config
+from kubemeta.service import build_store, source_factory, start_watches, store_settings
+from kubemeta.sharedproto import Group
+from kubemeta.store import MetadataStore
+from kubemeta.warmstart import SnapshotKeeper
+
+log = logging.getLogger("kubemeta")
+
+
+@dataclass
+class Helper:
+    store: MetadataStore
+    keeper: SnapshotKeeper | None
+    role: str  # "alone", "leader" or "follower"; a follower may become the leader
+    lock_fd: int | None = None
+    changed: threading.Lock = field(default_factory=threading.Lock)
+
+    def leads(self) -> bool:
+        return self.role != "follower"
+
+
+def identity(cfg: Config) -> dict[str, object]:
+    return snapshot.identity(cfg.kubernetes_url, cfg.node_name, cfg.de_dot,
+                             cfg.de_dot_separator, cfg.annotation_match, cfg.extra_fields)
+
+
+def start(cfg: Config) -> Helper:
+    """Build, seed and start the store in the role this helper can take."""
+    from kubemeta import sharing
+
+    group: Group | None = None
+    fd: int | None = None
+    if cfg.share_helpers:
+        group = Group.of(cfg.state_dir, identity(cfg))
+        try:
+            fd = sharing.open_lock(group)
+        except OSError as e:
+            log.warning("cannot use %s to share one view with this node's other helpers "
+                        "(%s); this helper works alone", cfg.state_dir, e.strerror or e,
+                        extra={"event": "share_unusable"})
+            group = None
+    if group is None or fd is None or sharing.try_lead(fd):
+        return _lead(cfg, group, fd)
+    return _follow(cfg, group, fd)
+
+
+def _keeper(cfg: Config, store: MetadataStore) -> tuple[SnapshotKeeper | None, bool]:
+    if cfg.snapshot_interval <= 0:
+        return None, False
+    keeper = SnapshotKeeper(store, cfg)
+    return keeper, keeper.load() > 0  # before the first line: known pods are served at once
+
+
+def _lead(cfg: Config, group: Group | None, fd: int | None) -> Helper:
+    from kubemeta import sharing
+
+    store = build_store(cfg)
+    if group is not None:
+        # First: the followers starting with us are asking already.
+        sharing.Leading(group, store, identity(cfg), _answer_wait(cfg)).start()
+    keeper, warm = _keeper(cfg, store)
+    if keeper is not None:
+        keeper.start()
+    store.lazy = warm
+    store.start()
+    if cfg.effective_source() == "watch":
+        start_watches(cfg, store, warm)
+    return Helper(store, keeper, "alone" if group is None else "leader", fd)
+
+
+def _follow(cfg: Config, group: Group, fd: int) -> Helper:
+    import time
+
+    from kubemeta import sharing
+
+    client = sharing.LeaderClient(group, _answer_wait(cfg) + 1.0)
+    role_source = sharing.RoleSource(client)
+    def source() -> sharing.RoleSource:
+        # Built in the store's dispatcher, while lines wait at most STARTUP_GRACE.
+        client.wait_ready(MetadataStore.STARTUP_GRACE)
+        return role_source
+
+    store = MetadataStore(source, clock=time.monotonic, settings=store_settings(cfg))
+    keeper, _ = _keeper(cfg, store)
+    store.start()
+    helper = Helper(store, keeper, "follower", fd)
+    rng = random.Random()
+
+    def take_lead() -> None:
+        log.warning("leading this node's helpers now (the previous leader is gone); "
+                    "serving what it published meanwhile", extra={"event": "share_lead"})
+        store.release_watched(lambda: rng.uniform(0.5, 1.0))
+        role_source.promote(source_factory(cfg, [store])())  # the client's import, here
+        with helper.changed:
+            helper.role = "leader"
+        if cfg.effective_source() == "watch":
+            start_watches(cfg, store, True)
+        if keeper is not None:
+            keeper.start()
+        sharing.Leading(group, store, identity(cfg), _answer_wait(cfg)).start()
+
+    following = sharing.Following(group, store, identity(cfg), client, fd, take_lead)
+    following.load_if_changed()  # before the first line
+    following.start()
+    log.info("following this node's leading helper (%s)", group.lock_path,
+             extra={"event": "share_follow"})
+    return helper
+
+
+def _answer_wait(cfg: Config) -> float:
+    """How long the leader looks for what a follower asked: a request's time."""
+    return cfg.api_connect_timeout + cfg.api_read_timeout

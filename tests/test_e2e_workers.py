@@ -1,0 +1,210 @@
+"""Several helpers per node, through a real rsyslogd with the shipped docker
+setup and 1, 2 or 4 queue worker threads: every line exactly once, the API asked
+no more than by one helper, the leader killed mid-stream and another taking
+over, and no helper orphaned by idle worker threads."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kubemeta.emulator import ApiEmulator, make_namespace, make_pod
+
+from harness import (
+    DOCKER,
+    KUBEMETA_BIN,
+    Rsyslog,
+    container_log,
+    docker_line,
+    helper_pids,
+    kubemeta_config,
+    shipped_snippet,
+    write_lines,
+)
+
+PODS = 12
+
+
+def helpers_of(cfg: Path) -> list[int]:
+    """The kubemeta helpers running with this config (not another test's leftovers)."""
+    out = []
+    for pid in helper_pids(KUBEMETA_BIN):
+        try:
+            if str(cfg).encode() in Path(f"/proc/{pid}/cmdline").read_bytes():
+                out.append(pid)
+        except OSError:
+            pass  # it just exited
+    return out
+
+
+def snippet(tmp: Path, cfg: Path, workers: int, shutdown: str = "-1") -> str:
+    text = shipped_snippet(tmp, cfg, name=DOCKER)
+    assert 'queue.timeoutWorkerThreadShutdown="-1"' in text
+    text = re.sub(r'queue\.workerThreads="\d+"', f'queue.workerThreads="{workers}"', text)
+    # Start every worker as soon as there is work, so each count is really used.
+    text = text.replace('queue.workerThreads=', 'queue.workerThreadMinimumMessages="10"\n'
+                        '        queue.workerThreads=')
+    return text.replace('queue.timeoutWorkerThreadShutdown="-1"',
+                        f'queue.timeoutWorkerThreadShutdown="{shutdown}"')
+
+
+def cluster(emu: ApiEmulator) -> list[tuple[str, str]]:
+    emu.world.apply(make_namespace("shop", {"team": "shop"}))
+    emu.world.apply(make_namespace("data", {"team": "data"}))
+    pods = [("shop" if i % 2 else "data", f"app{i}-0") for i in range(PODS)]
+    for ns, name in pods:
+        emu.world.apply(make_pod(ns, name, {"app": name}))
+    return pods
+
+
+def run_lines(tmp: Path, emu: ApiEmulator, token_file: Path, workers: int, per_pod: int,
+              **settings: Any) -> tuple[list[dict[str, Any]], int, list[int]]:
+    """Records out, API requests made, helper pids seen."""
+    pods = cluster(emu)
+    cfg = kubemeta_config(tmp, emu, token_file, log_level="info", **settings)
+    files = [container_log(tmp, ns, name, "app") for ns, name in pods]
+    emu.reset_counters()
+    seen: set[int] = set()
+    with Rsyslog(tmp, snippet(tmp, cfg, workers)) as rs:
+        for k in range(per_pod):
+            for f in files:
+                write_lines(f, [docker_line(f"{f.name.split('_')[0]} {k}")])
+        recs = rs.wait_records(len(files) * per_pod, timeout=120)
+        seen.update(helpers_of(cfg))
+        time.sleep(0.5)
+        recs = rs.records()
+    return recs, emu.world.total, sorted(seen)
+
+
+def assert_exactly_once_and_enriched(recs: list[dict[str, Any]], per_pod: int) -> None:
+    got = sorted(r["log"].strip() for r in recs)
+    want = sorted(f"app{i}-0 {k}" for i in range(PODS) for k in range(per_pod))
+    assert got == want, "every line exactly once"
+    for r in recs:
+        pod = r["log"].split()[0]
+        assert r["kubernetes"]["labels"] == {"app": pod}, r
+
+
+@pytest.mark.parametrize("source", ["get", "watch"])
+def test_helpers_share_one_view_whatever_their_number(tmp_path: Path, emulator: ApiEmulator,
+                                                      token_file: Path, source: str) -> None:
+    requests: dict[int, int] = {}
+    for workers in (1, 2, 4):
+        tmp = tmp_path / f"w{workers}"
+        tmp.mkdir()
+        recs, requests[workers], pids = run_lines(
+            tmp, emulator, token_file, workers, 150, source=source, node_name="node-1",
+            watch_start_jitter=0)
+        assert_exactly_once_and_enriched(recs, 150)
+        assert 1 <= len(pids) <= workers
+        if workers == 4:
+            assert len(pids) >= 2, "several helpers did share the work"
+        log = (tmp / "kubemeta.log").read_text()
+        assert log.count("leader of this node's helpers") == 1
+        assert log.count("follower of this node's helpers") == len(pids) - 1
+    single = requests[1]
+    assert single > 0
+    for workers in (2, 4):
+        assert requests[workers] <= single * 1.1, requests
+
+
+class Writer(threading.Thread):
+    def __init__(self, files: list[Path]) -> None:
+        super().__init__(daemon=True)
+        self.files = files
+        self.n = 0
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            for f in self.files:
+                write_lines(f, [docker_line(f"seq {self.n} {f.name.split('_')[0]}")])
+                self.n += 1
+            time.sleep(0.01)
+
+
+def leader_pid(log: Path) -> int:
+    m = re.findall(r"kubemeta\[(\d+)\]: INFO kubemeta .* leader of this node's helpers",
+                   log.read_text())
+    assert m, "no leader logged"
+    return int(m[-1])
+
+
+def test_the_leader_killed_mid_stream_another_takes_over(tmp_path: Path, emulator: ApiEmulator,
+                                                          token_file: Path) -> None:
+    pods = cluster(emulator)
+    cfg = kubemeta_config(tmp_path, emulator, token_file, log_level="info", node_name="node-1",
+                          watch_start_jitter=0)
+    files = [container_log(tmp_path, ns, name, "app") for ns, name in pods]
+    with Rsyslog(tmp_path, snippet(tmp_path, cfg, 2)) as rs:
+        writer = Writer(files)
+        writer.start()
+        deadline = time.monotonic() + 30
+        while len(helpers_of(cfg)) < 2:
+            assert time.monotonic() < deadline, "rsyslog never started two helpers"
+            time.sleep(0.1)
+        time.sleep(1.0)
+        victim = leader_pid(tmp_path / "kubemeta.log")
+        os.kill(victim, signal.SIGKILL)
+        time.sleep(3.0)
+        # A pod created after the kill: only a working leader can find it.
+        emulator.world.apply(make_pod("shop", "late-0", {"app": "late-0"}))
+        late = container_log(tmp_path, "shop", "late-0", "app")
+        time.sleep(1.0)
+        writer.stop.set()
+        writer.join()
+        write_lines(late, [docker_line("seq late late-0")])
+        total = writer.n + 1
+        recs = rs.wait_records(total, timeout=60)
+        time.sleep(0.5)
+        recs = rs.records()
+        pids = helpers_of(cfg)
+    log = (tmp_path / "kubemeta.log").read_text()
+    assert victim not in pids
+    assert "leading this node's helpers now" in log
+    seqs = sorted(r["log"].split()[1] for r in recs if r["log"].startswith("seq "))
+    assert seqs == sorted([*(str(i) for i in range(writer.n)), "late"]), \
+        "every line exactly once"
+    bare = [r for r in recs if "kubernetes" not in r or "labels" not in r["kubernetes"]]
+    # rsyslog passes the line or two it had in flight to the dead helper on unenriched.
+    assert len(bare) <= 2, bare
+    late_rec = next(r for r in recs if r["log"].startswith("seq late"))
+    assert late_rec["kubernetes"]["labels"] == {"app": "late-0"}
+
+
+def count_helpers_over_idle_spells(tmp: Path, emu: ApiEmulator, token_file: Path,
+                                   shutdown: str) -> list[int]:
+    pods = cluster(emu)
+    cfg = kubemeta_config(tmp, emu, token_file, log_level="info")
+    files = [container_log(tmp, ns, name, "app") for ns, name in pods]
+    counts = []
+    with Rsyslog(tmp, snippet(tmp, cfg, 2, shutdown)) as rs:
+        n = 0
+        for _ in range(3):
+            for k in range(100):
+                for f in files:
+                    write_lines(f, [docker_line(f"burst {k}")])
+                    n += 1
+            rs.wait_records(n, timeout=60)
+            time.sleep(2.5)  # idle, longer than the shutdown timeout under test
+            counts.append(len(helpers_of(cfg)))
+    return counts
+
+
+def test_idle_worker_threads_orphan_no_helper(tmp_path: Path, emulator: ApiEmulator,
+                                              token_file: Path) -> None:
+    # What the shipped setting prevents: workers idling out after 1 s orphan
+    # their helpers, which pile up (rsyslog 8.2302).
+    (tmp_path / "idle").mkdir()
+    control = count_helpers_over_idle_spells(tmp_path / "idle", emulator, token_file, "1000")
+    (tmp_path / "never").mkdir()
+    shipped = count_helpers_over_idle_spells(tmp_path / "never", emulator, token_file, "-1")
+    assert max(control) > 2, f"the control did not orphan helpers: {control}"
+    assert max(shipped) <= 2, shipped
