@@ -129,7 +129,7 @@ def _helper(args: argparse.Namespace, mode: str) -> int:
                             greeting=b"OK\n", on_hup=writer.request_reopen)
         where = f"; sink {writer.sink}"
     else:
-        server = PipeServer(enricher.reply, framer)
+        server = PipeServer(enricher.reply, framer, busy_poll=cfg.busy_poll)
         where = ""
     server.install_signals()
     if helper is not None and helper.role != "alone":

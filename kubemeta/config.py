@@ -94,6 +94,7 @@ class Config:
     # The helpers of one node (one per rsyslog worker thread) share one view of
     # the cluster through state_dir: one leads and asks the API, the others follow.
     share_helpers: bool = True
+    busy_poll: float = 0.0
     # -- caching and lookups --
     pod_cache_ttl: float = 300.0
     namespace_cache_ttl: float = 900.0
@@ -200,7 +201,7 @@ def _validate(cfg: Config) -> None:
             raise ConfigError(f"{name}: must be greater than 0, got {getattr(cfg, name)}")
     for name in ("pod_cache_ttl", "namespace_cache_ttl", "not_found_ttl", "error_retry_interval",
                  "retry_jitter", "watch_start_jitter", "snapshot_interval", "kubelet_min_interval",
-                 "deleted_pod_quiet_period",
+                 "deleted_pod_quiet_period", "busy_poll",
                  "deleted_pod_max_age"):
         if getattr(cfg, name) < 0:
             raise ConfigError(f"{name}: must not be negative, got {getattr(cfg, name)}")

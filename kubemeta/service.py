@@ -10,6 +10,7 @@ import errno
 import logging
 import os
 import random
+import select
 import signal
 import threading
 import time
@@ -160,7 +161,8 @@ class PipeServer:
 
     def __init__(self, respond: Callable[[Frame], bytes], framer: LineFramer, in_fd: int = 0,
                  out_fd: int = 1, greeting: bytes = b"",
-                 on_hup: Callable[[], None] | None = None) -> None:
+                 on_hup: Callable[[], None] | None = None, busy_poll: float = 0.0) -> None:
+        self._busy_poll = busy_poll
         self._respond = respond
         self._greeting = greeting
         self._on_hup = on_hup
@@ -193,7 +195,10 @@ class PipeServer:
         try:
             if self._greeting:
                 self._write_all(self._greeting)
+            spin = self._spin if self._busy_poll > 0 else None
             while not self._stopping:
+                if spin is not None:
+                    spin()
                 self._reading = True
                 try:
                     data = os.read(self._in, self.READ_SIZE)
@@ -219,6 +224,16 @@ class PipeServer:
                 return "pipe closed"
             raise
         return "signal"
+
+    def _spin(self) -> None:
+        """Wait for the next line awake, for at most ``busy_poll`` seconds: rsyslog
+        sends it right after it took the reply, and a process that slept must be
+        woken up, which costs more than the line itself."""
+        p = select.poll()
+        p.register(self._in, select.POLLIN)
+        end = time.perf_counter() + self._busy_poll
+        while not p.poll(0) and time.perf_counter() < end:
+            pass
 
     def _write_all(self, data: bytes) -> None:
         view = memoryview(data)

@@ -17,15 +17,16 @@ def test_quick_benchmark_runs_every_section_and_mode(tmp_path: Path) -> None:
                         "--json", str(out)], capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stderr[-3000:]
     figures = json.loads(out.read_text())
-    modes = {"kubemeta", "trivial", "canned", "none"}
+    scaled = {"kubemeta", "trivial", "kubemeta-poll"}
     if Path("/usr/lib/x86_64-linux-gnu/rsyslog/mmkubernetes.so").exists():
-        modes.add("mmkubernetes")
-    assert set(figures["rsyslog"]) == modes
+        scaled.add("mmkubernetes")
+    want = {f"{m}@{w}" for m in scaled for w in (1, 2)} | {"canned@2", "none@2"}
+    assert set(figures["rsyslog"]) == want
     assert all(v > 0 for runs in figures["rsyslog"].values() for v in runs)
     assert set(figures["pipe"]) == {"kubemeta", "reference"}
     assert set(figures["first"]) == {"warm", "cold"}
     assert figures["first_enriched"] is True  # a cold start waits for the client once
     assert set(figures["rss"]) == {"10", "300"}
-    for row in ("rsyslogd, kubemeta (mmexternal)", "pipe, reference loop",
+    for row in ("rsyslogd, 2 workers (shipped), kubemeta (mmexternal)", "pipe, reference loop",
                 "peak RSS, 300 pods cached", "first reply, warm start (snapshot)"):
         assert row in p.stdout
