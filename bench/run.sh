@@ -1,6 +1,6 @@
 #!/bin/bash
 # kubemeta's benchmark: installs what it needs as scripts/demo.sh does, then
-# prints the table (about 10 minutes; --quick checks it works in seconds).
+# prints the table (about 15 minutes; --quick checks it works in seconds).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/bootstrap.sh
