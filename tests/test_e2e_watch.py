@@ -102,7 +102,11 @@ def test_watch_cut_every_few_seconds_loses_nothing(tmp_path: Path, emulator: Api
             emulator.cut_watches()
             # A change made while the watch is down arrives when it resumes.
             emulator.world.apply(make_pod("shop", "web-1", {"app": "web", "v": str(v)}))
-        time.sleep(2.0)
+        # The last change arrives once the watch is back (after its backoff).
+        deadline = time.monotonic() + 30
+        while not (recs := rs.records()) or labels_of(recs)[-1] != "5":
+            assert time.monotonic() < deadline, "the last change never arrived"
+            time.sleep(0.2)
         writer.stop.set()
         writer.join()
         final = writer.n

@@ -49,8 +49,9 @@ def snippet(tmp: Path, cfg: Path, workers: int, shutdown: str = "-1") -> str:
     assert 'queue.timeoutWorkerThreadShutdown="-1"' in text
     text = re.sub(r'queue\.workerThreads="\d+"', f'queue.workerThreads="{workers}"', text)
     # Start every worker as soon as there is work, so each count is really used.
-    text = text.replace('queue.workerThreads=', 'queue.workerThreadMinimumMessages="10"\n'
-                        '        queue.workerThreads=')
+    text, n = re.subn(r'queue\.workerThreadMinimumMessages="\d+"',
+                      'queue.workerThreadMinimumMessages="10"', text)
+    assert n == 1
     return text.replace('queue.timeoutWorkerThreadShutdown="-1"',
                         f'queue.timeoutWorkerThreadShutdown="{shutdown}"')
 
