@@ -92,6 +92,7 @@ def _follow(cfg: Config, group: Group, fd: int) -> Helper:
 
     client = sharing.LeaderClient(group, _answer_wait(cfg) + 1.0)
     role_source = sharing.RoleSource(client)
+
     def source() -> sharing.RoleSource:
         # Built in the store's dispatcher, while lines wait at most STARTUP_GRACE.
         client.wait_ready(MetadataStore.STARTUP_GRACE)
