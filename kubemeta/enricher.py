@@ -26,6 +26,7 @@ log = logging.getLogger("kubemeta.enricher")
 EMPTY = b"{}\n"
 _REPLY_HEAD = b'{"$!":{'
 _REPLY_TAIL = b"}}\n"
+_HEAD_LEN, _TAIL_LEN = len(_REPLY_HEAD), len(_REPLY_TAIL)
 
 
 class Throttle:
@@ -145,7 +146,7 @@ class Enricher:
 
         With ``whole``, a record that gets only the pod's members gets no bytes
         here: its reply is ``_pod_reply``, whole, as it was built."""
-        out: list[bytes] = []
+        out: list[bytes | memoryview] = []
         keys: tuple[str, ...] = ()
         pod = self._pod_members(src)
         if pod is not None:
@@ -166,7 +167,8 @@ class Enricher:
         if pod is not None:
             if whole and keys is self.POD_KEYS:
                 return b"", keys
-            out.insert(0, pod[len(_REPLY_HEAD):-len(_REPLY_TAIL)])
+            # A view, not a copy: the join below copies the bytes once.
+            out.insert(0, memoryview(pod)[_HEAD_LEN:-_TAIL_LEN])
         return b",".join(out), keys
 
     def _pod_members(self, src: Sources) -> bytes | None:

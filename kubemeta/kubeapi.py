@@ -246,23 +246,18 @@ class KubeApi:
             self._after_error(err)
             raise err from e
 
-    def _get(self, path: str, params: dict[str, str],
-             query: list[tuple[str, str]] | None = None, limit: int = MAX_BODY_BYTES) -> Any:
-        resp = self._call(path, params,
-                          query if query is not None else [("resourceVersion", "0")],
-                          self._timeout)
+    def _get(self, path: str, params: dict[str, str]) -> Any:
+        """One object, from the API server's cache (resourceVersion=0)."""
+        limit = MAX_BODY_BYTES
+        resp = self._call(path, params, [("resourceVersion", "0")], self._timeout)
         try:
             body = resp.read(limit + 1)
-            if len(body) > limit:
-                # The rest of the answer is still on the wire: a pooled connection
-                # would hand it to the next request as its answer.
-                resp.close()
         except Exception as e:
             err = translate_transport(e)
             self._after_error(err)
             raise err from e
         finally:
-            resp.release_conn()
+            _finish(resp)  # closes it when the answer was cut off at the limit
         if len(body) > limit:
             raise ApiBadResponse(f"answer larger than {limit} bytes", 200)
         try:

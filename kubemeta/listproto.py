@@ -41,10 +41,7 @@ class ListDecoder:
 
     def feed(self, data: bytes) -> list[dict[str, Any]]:
         """The items completed by ``data``, in order."""
-        try:
-            self._buf += self._utf8.decode(data)
-        except UnicodeDecodeError as e:
-            raise ApiBadResponse("list answer is not UTF-8", 200) from e
+        self._decode(data, final=False)
         out: list[dict[str, Any]] = []
         pos = self._walk(out, final=False)
         self._buf = self._buf[pos:]
@@ -58,10 +55,7 @@ class ListDecoder:
 
     def close(self) -> list[dict[str, Any]]:
         """The answer is complete: any last items. Raises if it was not a whole list."""
-        try:
-            self._buf += self._utf8.decode(b"", final=True)
-        except UnicodeDecodeError as e:
-            raise ApiBadResponse("list answer is not UTF-8", 200) from e
+        self._decode(b"", final=True)
         out: list[dict[str, Any]] = []
         pos = self._walk(out, final=True)
         if self._state != _DONE or self._buf[pos:].strip(_WS):
@@ -71,6 +65,12 @@ class ListDecoder:
         if self._need_rv and not self.resource_version:
             raise ApiBadResponse("list answer has no resourceVersion", 200)
         return out
+
+    def _decode(self, data: bytes, final: bool) -> None:
+        try:
+            self._buf += self._utf8.decode(data, final)
+        except UnicodeDecodeError as e:
+            raise ApiBadResponse("list answer is not UTF-8", 200) from e
 
     def _walk(self, out: list[dict[str, Any]], final: bool) -> int:
         """Consume what can be consumed; returns the position of the rest."""

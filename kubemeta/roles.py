@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import random
 import threading
+import time
 from dataclasses import dataclass, field
 
 from kubemeta import snapshot
@@ -86,8 +87,6 @@ def _lead(cfg: Config, group: Group | None, fd: int | None) -> Helper:
 
 
 def _follow(cfg: Config, group: Group, fd: int) -> Helper:
-    import time
-
     from kubemeta import sharing
 
     client = sharing.LeaderClient(group, _answer_wait(cfg) + 1.0)

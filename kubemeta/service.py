@@ -195,10 +195,13 @@ class PipeServer:
         try:
             if self._greeting:
                 self._write_all(self._greeting)
-            spin = self._spin if self._busy_poll > 0 else None
+            poller = None
+            if self._busy_poll > 0:
+                poller = select.poll()  # once, not once per line
+                poller.register(self._in, select.POLLIN)
             while not self._stopping:
-                if spin is not None:
-                    spin()
+                if poller is not None:
+                    self._spin(poller)
                 self._reading = True
                 try:
                     data = os.read(self._in, self.READ_SIZE)
@@ -225,14 +228,12 @@ class PipeServer:
             raise
         return "signal"
 
-    def _spin(self) -> None:
+    def _spin(self, poller: select.poll) -> None:
         """Wait for the next line awake, for at most ``busy_poll`` seconds: rsyslog
         sends it right after it took the reply, and a process that slept must be
         woken up, which costs more than the line itself."""
-        p = select.poll()
-        p.register(self._in, select.POLLIN)
         end = time.perf_counter() + self._busy_poll
-        while not p.poll(0) and time.perf_counter() < end:
+        while not poller.poll(0) and time.perf_counter() < end:
             pass
 
     def _write_all(self, data: bytes) -> None:
