@@ -42,6 +42,10 @@ def _parser() -> argparse.ArgumentParser:
         sp.add_argument("--config", metavar="PATH", help="YAML configuration file")
         if name == "enrich":
             sp.add_argument("input", nargs="?", default="-", help="file of lines (- for stdin)")
+        if name == "check":
+            sp.add_argument("--config-only", action="store_true",
+                            help="only validate the config: no API, no files written "
+                                 "(for Puppet's validate_cmd and other config tools)")
         group = sp.add_argument_group("settings (override the config file)")
         for key in config.field_names():
             group.add_argument(f"--{key.replace('_', '-')}", dest=f"set_{key}", metavar="VALUE")
@@ -211,6 +215,8 @@ def _check(args: argparse.Namespace) -> int:
         print(f"FAIL config: {e}")
         return 2
     print(f"ok   config {args.config or '(defaults)'}")
+    if args.config_only:
+        return 0
     where = _check_log(cfg)
     print(f"ok   log: {where}")
     if not os.path.isdir(cfg.state_dir) or not os.access(cfg.state_dir, os.W_OK):

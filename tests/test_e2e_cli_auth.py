@@ -144,6 +144,22 @@ def test_check_rejects_a_broken_config(tmp_path: Path) -> None:
     assert "FAIL config: de_dot: expected true or false" in out.stdout
 
 
+def test_check_config_only_validates_without_contacting_or_writing(tmp_path: Path) -> None:
+    log = tmp_path / "logs" / "kubemeta.log"
+    cfg = tmp_path / "k.yaml"
+    # Port 9 on loopback: nothing listens, so any attempt to reach the API would fail.
+    cfg.write_text(f"kubernetes_url: https://127.0.0.1:9\nlog_file: {log}\n")
+    out = subprocess.run([str(KUBEMETA_BIN), "check", "--config-only", "--config", str(cfg)],
+                         capture_output=True, text=True, timeout=60)
+    assert (out.returncode, out.stdout) == (0, f"ok   config {cfg}\n")
+    assert not log.parent.exists()
+    cfg.write_text("kubernetes_url: https://127.0.0.1:9\nnode_nmae: n1\n")
+    out = subprocess.run([str(KUBEMETA_BIN), "check", "--config-only", "--config", str(cfg)],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2
+    assert "FAIL config: node_nmae: unknown key" in out.stdout
+
+
 def test_version() -> None:
     out = subprocess.run([str(KUBEMETA_BIN), "--version"], capture_output=True, text=True,
                          timeout=60, check=True)
