@@ -2,8 +2,9 @@
 # The Debian package stage of the test command: build the .deb as an
 # unprivileged user, check it with lintian, install it (rsyslog's trigger must
 # fire), run the test suite against the installed package (its autopkgtest,
-# null runner), reinstall it (the upgrade path), then purge it and check that
-# nothing is left. Needs root, to install.
+# null runner), reinstall it (the upgrade path), purge it and check that
+# nothing is left, then have the Puppet module install it, move a node from
+# mmkubernetes to it and take it out again. Needs root, to install.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
@@ -97,4 +98,15 @@ for p in /usr/bin/kubemeta /usr/share/kubemeta /var/lib/kubemeta /usr/share/doc/
          /usr/lib/python3/dist-packages/kubemeta; do
     [ ! -e "$p" ] || fail "$p is left after purge"
 done
-say "ok: built, lint-clean, installed, tested, upgraded and purged"
+
+say "Puppet: the contrib module installs the .deb, moves a node from mmkubernetes, takes it out"
+venv=${KUBEMETA_VENV:-.venv}
+installed=yes   # Puppet installs it; if the test stops half-way, the cleanup purges it
+if ! KUBEMETA_DEB="$deb" "$venv/bin/python" -m pytest -q -p no:cacheprovider \
+        tests/test_puppet.py -k package_and_back_out >"$work/puppet.log" 2>&1; then
+    tail -60 "$work/puppet.log" >&2
+    fail "the Puppet module against the package"
+fi
+grep -q "1 passed" "$work/puppet.log" || fail "the Puppet test did not run: $(tail -3 "$work/puppet.log")"
+installed=""
+say "ok: built, lint-clean, installed, tested, upgraded, purged, and deployed with Puppet"

@@ -6,9 +6,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 KUBEMETA_EXTRAS=test
-# What building, checking and testing the Debian package needs.
+# What building, checking and testing the Debian package and the Puppet module need.
 KUBEMETA_APT_EXTRA="debhelper dh-python pybuild-plugin-pyproject python3-all python3-setuptools
-  lintian autopkgtest man-db python3-pytest"
+  lintian autopkgtest man-db python3-pytest puppet"
 # shellcheck source=scripts/bootstrap.sh
 . scripts/bootstrap.sh
 
