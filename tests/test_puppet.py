@@ -225,11 +225,15 @@ def test_a_site_applies_the_class_then_takes_it_out(tmp_path: Path) -> None:
     assert site.restart_count() == 1
     params = params.replace(TOKEN, TOKEN + "-rotated")
 
-    more = site.apply(params + "  workers => 4,\n")
+    # More workers and a new CA: one restart for both; the old CA is backed up
+    # the site's way (the filebucket here), not beside the new one.
+    params = params.replace("MIIBfake", "MIIBnew") + "  workers => 4,\n"
+    more = site.apply(params)
     assert more.rc == 2, more.output
     assert 'queue.workerThreads="4"' in dropin.read_text()
+    assert "MIIBnew" in (site.etc / "ca.crt").read_text()
+    assert sorted(p.name for p in site.etc.iterdir()) == ["ca.crt", "kubemeta.yaml", "token"]
     assert site.restart_count() == 2
-    params += "  workers => 4,\n"
 
     # A setting kubemeta refuses fails the config resource: the old file stays,
     # the drop-in is left alone and rsyslog is not restarted.

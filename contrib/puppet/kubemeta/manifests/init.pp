@@ -117,7 +117,7 @@ class kubemeta (
     # configuration ${config}${skipped}.
     | HEADER
 
-  $auth = {
+  $from_parameters = {
     'kubernetes_url' => $kubernetes_url,
     'ca_file' => $ca_file,
     'token_file' => $token_file,
@@ -161,7 +161,7 @@ class kubemeta (
         mode      => $w[2] ? { true => '0600', default => '0644' },
         content   => $w[1],
         show_diff => !$w[2],
-        backup    => !$w[2],
+        backup    => $w[2] ? { true => false, default => undef },
         before    => File[$config],
         notify    => $w[0] == $token_file ? { true => [], default => $reload },
       }
@@ -171,7 +171,7 @@ class kubemeta (
       owner        => 'root',
       group        => $group,
       mode         => '0640',
-      content      => epp('kubemeta/kubemeta.yaml.epp', { 'settings' => $auth + $settings }),
+      content      => epp('kubemeta/kubemeta.yaml.epp', { 'settings' => $from_parameters + $settings }),
       validate_cmd => "${binary} check --config-only --config %",
       notify       => $reload,
     }
