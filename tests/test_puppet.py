@@ -87,14 +87,7 @@ class {{ 'kubemeta':
     def apply(self, params: str, *flags: str) -> Applied:
         site = self.root / "site.pp"
         site.write_text(self.manifest(params))
-        out = subprocess.run(
-            [PUPPET, "apply", "--detailed-exitcodes", "--color=false", *flags,
-             "--modulepath", str(MODULE.parent), "--vardir", str(self.var),
-             "--confdir", str(self.root / "puppet-etc"), "--codedir", str(self.root / "code"),
-             "--logdir", str(self.root / "puppet-log"), "--rundir", str(self.root / "puppet-run"),
-             str(site)],
-            capture_output=True, text=True, timeout=300)
-        return Applied(out.returncode, out.stdout + out.stderr)
+        return puppet_apply(self.root, site, "--detailed-exitcodes", *flags)
 
     def restart_count(self) -> int:
         return len(self.restarts.read_text().splitlines()) if self.restarts.exists() else 0
@@ -112,6 +105,17 @@ class {{ 'kubemeta':
             if p.is_file():
                 texts.append(p.read_bytes().decode("utf-8", "replace"))
         return "\n".join(texts)
+
+
+def puppet_apply(root: Path, manifest: Path, *flags: str) -> Applied:
+    """``puppet apply`` with the module, keeping all of puppet's own state under ``root``."""
+    out = subprocess.run(
+        [PUPPET, "apply", "--color=false", *flags, "--modulepath", str(MODULE.parent),
+         "--vardir", str(root / "puppet-var"), "--confdir", str(root / "puppet-etc"),
+         "--codedir", str(root / "puppet-code"), "--logdir", str(root / "puppet-log"),
+         "--rundir", str(root / "puppet-run"), str(manifest)],
+        capture_output=True, text=True, timeout=300)
+    return Applied(out.returncode, out.stdout + out.stderr)
 
 
 def mode(p: Path) -> tuple[str, int, int]:
@@ -277,14 +281,9 @@ def test_the_class_refuses_what_kubemeta_would(tmp_path: Path, params: str, mess
 @needs_puppet
 def test_the_example_compiles(tmp_path: Path) -> None:
     # --noop: the example names the machine's real paths, so nothing is changed.
-    out = subprocess.run(
-        [PUPPET, "apply", "--noop", "--color=false", "--modulepath", str(MODULE.parent),
-         "--vardir", str(tmp_path / "var"), "--confdir", str(tmp_path / "etc"),
-         "--codedir", str(tmp_path / "code"), "--logdir", str(tmp_path / "log"),
-         "--rundir", str(tmp_path / "run"), str(MODULE / "examples" / "init.pp")],
-        capture_output=True, text=True, timeout=300)
-    assert out.returncode == 0, out.stdout + out.stderr
-    assert "Compiled catalog" in out.stdout
+    out = puppet_apply(tmp_path, MODULE / "examples" / "init.pp", "--noop")
+    assert out.rc == 0, out.output
+    assert "Compiled catalog" in out.output
 
 
 def installed(package: str) -> bool:
