@@ -231,28 +231,51 @@ def _strmap(md: dict[str, Any], key: str) -> Labels | None:
     return {k: v for k, v in m.items() if isinstance(k, str) and isinstance(v, str)}
 
 
+def ns_fields(ns: NamespaceMeta) -> dict[str, Any]:
+    """The namespace's members of $!kubernetes, in mmkubernetes's order."""
+    k: dict[str, Any] = {}
+    if ns.uid is not None:
+        k["namespace_id"] = ns.uid
+    if ns.labels is not None:
+        k["namespace_labels"] = ns.labels
+    if ns.annotations is not None:
+        k["namespace_annotations"] = ns.annotations
+    if ns.creation_timestamp is not None:
+        k["creation_timestamp"] = ns.creation_timestamp
+    return k
+
+
+def pod_fields(pod: PodMeta) -> dict[str, Any]:
+    """The pod's own members of $!kubernetes, in mmkubernetes's order."""
+    k: dict[str, Any] = {}
+    if pod.uid is not None:
+        k["pod_id"] = pod.uid
+    if pod.annotations is not None:
+        k["annotations"] = pod.annotations
+    if pod.labels is not None:
+        k["labels"] = pod.labels
+    if pod.node_name is not None:
+        k["host"] = pod.node_name
+    return k
+
+
+def image_fields(pod: PodMeta, container: str) -> dict[str, str]:
+    """extra_fields' container_image and container_image_id, when known."""
+    image, image_id = (pod.images or {}).get(container, (None, None))
+    k: dict[str, str] = {}
+    if image:
+        k["container_image"] = image
+    if image_id:
+        k["container_image_id"] = image_id
+    return k
+
+
 def kubernetes_fields(ref: PodRef, pod: PodMeta | None, ns: NamespaceMeta | None,
                       master_url: str) -> dict[str, Any]:
     """The $!kubernetes object, keys in mmkubernetes's order."""
-    k: dict[str, Any] = {}
-    if ns is not None:
-        if ns.uid is not None:
-            k["namespace_id"] = ns.uid
-        if ns.labels is not None:
-            k["namespace_labels"] = ns.labels
-        if ns.annotations is not None:
-            k["namespace_annotations"] = ns.annotations
-        if ns.creation_timestamp is not None:
-            k["creation_timestamp"] = ns.creation_timestamp
+    k: dict[str, Any] = ns_fields(ns) if ns is not None else {}
     if pod is not None:
-        if pod.uid is not None:
-            k["pod_id"] = pod.uid
-        if pod.annotations is not None:
-            k["annotations"] = pod.annotations
-        if pod.labels is not None:
-            k["labels"] = pod.labels
-        if pod.node_name is not None:
-            k["host"] = pod.node_name
+        k.update(pod_fields(pod))
     elif ref.pod_uid is not None:
         k["pod_id"] = ref.pod_uid
     k["pod_name"] = ref.pod
@@ -262,13 +285,14 @@ def kubernetes_fields(ref: PodRef, pod: PodMeta | None, ns: NamespaceMeta | None
     if pod is not None:
         # extra_fields, after mmkubernetes's own (none unless asked for)
         k.update(pod.extra)
-        if pod.images is not None:
-            image, image_id = pod.images.get(ref.container, (None, None))
-            if image:
-                k["container_image"] = image
-            if image_id:
-                k["container_image_id"] = image_id
+        k.update(image_fields(pod, ref.container))
     return k
+
+
+def same_pod(ref: PodRef, uid: str | None) -> bool:
+    """False when the line names another pod by uid than the one known by its name
+    (recreated under the same name): that one must not lend it its metadata."""
+    return not (ref.pod_uid and uid and uid != ref.pod_uid)
 
 
 def reply_object(ref: PodRef, pod: PodMeta | None, ns: NamespaceMeta | None,
