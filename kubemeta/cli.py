@@ -126,7 +126,7 @@ def _helper(args: argparse.Namespace, mode: str) -> int:
         stats = StatsWriter(store, name, cfg.stats_interval, cfg.stats_file,
                             cfg.prometheus_file, prometheus=helper.leads)
         stats.start()
-    enricher = build_enricher(cfg, store)
+    enricher = build_enricher(cfg, store, shared=helper.shared if helper else None)
     if mode == "omprog":
         writer = build_sink_writer(cfg)
         server = PipeServer(OmprogResponder(enricher, writer, cfg.transaction_max_bytes), framer,

@@ -18,7 +18,9 @@ from kubemeta.framing import Frame, _Oversize
 from kubemeta.identify import Identifier, PodRef
 from kubemeta.logline import parse_cri, parse_json_log
 from kubemeta.record import RecordReader, Sources
-from kubemeta.schema import reply_object
+from kubemeta.replyparts import PodParts, ns_part, pod_parts, splice
+from kubemeta.schema import reply_object, same_pod
+from kubemeta.sharedview import View, ViewSlot
 from kubemeta.store import Counters, MetadataStore
 
 log = logging.getLogger("kubemeta.enricher")
@@ -68,7 +70,8 @@ class Enricher:
                  dumps: Callable[[Any], bytes] = jsonlib.dumps,
                  counters: Counters | None = None, parse_cri: bool = True,
                  merge_log_key: str | None = None,
-                 loads: Callable[[bytes], Any] = jsonlib.loads) -> None:
+                 loads: Callable[[bytes], Any] = jsonlib.loads,
+                 shared: ViewSlot | None = None) -> None:
         self._reader = reader
         self._identify = identifier.identify
         self._store = store
@@ -82,6 +85,10 @@ class Enricher:
         self._merge_prefix = dumps(merge_log_key) + b":" if merge_log_key else b""
         self._memo: dict[PodRef, tuple[Any, Any, bytes]] = {}
         self._pod_reply = EMPTY  # the full reply for the last _pod_members call
+        self._shared = shared
+        # A follower's one memo: the last reply spliced from a view, for the next
+        # line of the same container (view, ref, fresh until, reply, of a deleted pod).
+        self._last: tuple[View, PodRef, float, bytes, bool] | None = None
         self._throttle = Throttle(clock)
         self.counters = store.counters if store is not None else (counters or Counters())
 
@@ -179,6 +186,11 @@ class Enricher:
         if ref is None:
             return None
         self.counters.recordseen += 1
+        if self._shared is not None:
+            view = self._shared.view
+            if view is not None and ref.valid_for_api():
+                self._pod_reply = self._from_view(ref, view)
+                return self._pod_reply
         pe = ne = None
         if self._store is not None and ref.valid_for_api():
             now = self._clock()
@@ -192,8 +204,8 @@ class Enricher:
             self._pod_reply = memo[2]
             return memo[2]
         pod = pe.value if pe is not None else None
-        if pod is not None and ref.pod_uid and pod.uid and pod.uid != ref.pod_uid:
-            pod = None  # a recreated pod of the same name: do not lend it our metadata
+        if pod is not None and not same_pod(ref, pod.uid):
+            pod = None
         ns = ne.value if ne is not None else None
         out = self._dumps(reply_object(ref, pod, ns, self._master_url)["$!"])[1:-1]
         if len(self._memo) >= self.MEMO_SIZE:
@@ -201,6 +213,62 @@ class Enricher:
         self._pod_reply = _REPLY_HEAD + out + _REPLY_TAIL
         self._memo[ref] = (pe, ne, self._pod_reply)
         return self._pod_reply
+
+    def _from_view(self, ref: PodRef, view: View) -> bytes:
+        """A follower's reply, spliced from the leader's view: no pod is decoded,
+        and nothing but the last reply is kept. What the view lacks yet is asked
+        of the leader through the store, within the line's deadline."""
+        now = self._clock()
+        c = self.counters
+        last = self._last
+        if last is not None and last[0] is view and last[1] == ref and now < last[2]:
+            c.podcachehits += 1
+            c.namespacecachehits += 1
+            if last[4]:
+                c.linesdeletedpod += 1
+            return last[3]
+        pod: tuple[float, PodParts] | None = None
+        if view.has_deleted and (ref.pod_uid is not None or ref.container_id is not None):
+            pod = view.deleted(ref.pod_uid, ref.container_id)
+        deleted = pod is not None
+        if pod is None:
+            pod = view.pod(ref.namespace, ref.pod)
+        ns = view.namespace(ref.namespace)
+        if pod is None or ns is None:
+            assert self._store is not None
+            pe, ne = self._store.lookup(ref, now + self._deadline, now)
+            newer = self._shared.view if self._shared is not None else None
+            if newer is not None and newer is not view:
+                # Published while this line waited, the answer may have moved there.
+                if pod is None and pe is None:
+                    pod = newer.pod(ref.namespace, ref.pod)
+                if ns is None and ne is None:
+                    ns = newer.namespace(ref.namespace)
+            if pod is None and pe is None:
+                c.linesfilenameonly += 1
+            parts = pod[1] if pod is not None else (
+                pod_parts(pe.value, self._dumps) if pe is not None and pe.value else None)
+            members = ns[1] if ns is not None else (
+                ns_part(ne.value, self._dumps) if ne is not None and ne.value else None)
+            return splice(ref, parts, members, self._master_url, self._dumps)
+        c.podcachehits += 1
+        c.namespacecachehits += 1
+        fresh = ns[0]
+        if deleted:
+            c.linesdeletedpod += 1
+        else:
+            fresh = min(fresh, pod[0])
+            if pod[0] <= now:
+                c.linesstale += 1
+        if fresh <= now:
+            assert self._store is not None
+            if not deleted and pod[0] <= now:
+                self._store.refresh("pod", (ref.namespace, ref.pod))
+            if ns[0] <= now:
+                self._store.refresh("ns", ref.namespace)
+        reply = splice(ref, pod[1], ns[1], self._master_url, self._dumps)
+        self._last = (view, ref, fresh, reply, deleted)
+        return reply
 
     def _problem(self, kind: str, msg: str, *args: Any) -> None:
         suppressed = self._throttle.allow(kind)

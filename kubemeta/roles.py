@@ -2,8 +2,9 @@
 
 - **leader**: the first helper of a group to take the lock (see sharing); it
   talks to the API, keeps the snapshot, publishes for the others.
-- **follower**: any other helper of the group; it asks the leader, never the
-  API, and takes the lead when the leader dies.
+- **follower**: any other helper of the group; it serves from the view the
+  leader shares, asks the leader (never the API) for what the view lacks yet,
+  and takes the lead when the leader dies.
 - **alone**: ``share_helpers`` is off, or ``state_dir`` is unusable.
 """
 
@@ -15,10 +16,11 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from kubemeta import snapshot
+from kubemeta import jsonlib, snapshot
 from kubemeta.config import Config
 from kubemeta.service import build_store, source_factory, start_watches, store_settings
 from kubemeta.sharedproto import Group
+from kubemeta.sharedview import ViewError, ViewSlot
 from kubemeta.store import MetadataStore
 from kubemeta.warmstart import SnapshotKeeper
 
@@ -32,6 +34,7 @@ class Helper:
     role: str  # "alone", "leader" or "follower"; a follower may become the leader
     lock_fd: int | None = None
     changed: threading.Lock = field(default_factory=threading.Lock)
+    shared: ViewSlot | None = None  # a follower serves from the view in it
 
     def leads(self) -> bool:
         return self.role != "follower"
@@ -75,7 +78,7 @@ def _lead(cfg: Config, group: Group | None, fd: int | None) -> Helper:
     store = build_store(cfg)
     if group is not None:
         # First: the followers starting with us are asking already.
-        sharing.Leading(group, store, identity(cfg), _answer_wait(cfg)).start()
+        sharing.Leading(group, store, _answer_wait(cfg)).start()
     keeper, warm = _keeper(cfg, store)
     if keeper is not None:
         keeper.start()
@@ -98,7 +101,8 @@ def _follow(cfg: Config, group: Group, fd: int) -> Helper:
         return role_source
 
     store = MetadataStore(source, clock=time.monotonic, settings=store_settings(cfg))
-    keeper, _ = _keeper(cfg, store)
+    # No snapshot is loaded: the leader has it, and a follower keeps no copy.
+    keeper = SnapshotKeeper(store, cfg) if cfg.snapshot_interval > 0 else None
     store.start()
     helper = Helper(store, keeper, "follower", fd)
     rng = random.Random()
@@ -106,7 +110,7 @@ def _follow(cfg: Config, group: Group, fd: int) -> Helper:
     def take_lead() -> None:
         log.warning("leading this node's helpers now (the previous leader is gone); "
                     "serving what it published meanwhile", extra={"event": "share_lead"})
-        store.release_watched(lambda: rng.uniform(0.5, 1.0))
+        seed(store, following.slot, rng)
         role_source.promote(source_factory(cfg, [store])())  # the client's import, here
         with helper.changed:
             helper.role = "leader"
@@ -114,14 +118,31 @@ def _follow(cfg: Config, group: Group, fd: int) -> Helper:
             start_watches(cfg, store, True)
         if keeper is not None:
             keeper.start()
-        sharing.Leading(group, store, identity(cfg), _answer_wait(cfg)).start()
+        sharing.Leading(group, store, _answer_wait(cfg)).start()
 
-    following = sharing.Following(group, store, identity(cfg), client, fd, take_lead)
+    following = sharing.Following(group, store, client, fd, take_lead)
+    helper.shared = following.slot
     following.load_if_changed()  # before the first line
     following.start()
     log.info("following this node's leading helper (%s)", group.lock_path,
              extra={"event": "share_follow"})
     return helper
+
+
+def seed(store: MetadataStore, slot: ViewSlot, rng: random.Random) -> None:
+    """A follower taking the lead: its store takes over what the last view held
+    (refreshed from the API over half to all of their TTL, not all at once), then
+    its lines are served from the store."""
+    view = slot.view
+    if view is not None:
+        try:
+            got = view.contents(store.now(), jsonlib.loads)
+        except ViewError as e:
+            log.warning("the last shared view is unusable (%s); starting from nothing", e,
+                        extra={"event": "share_error"})
+        else:
+            store.preload(got.pods, got.namespaces, got.deleted, lambda: rng.uniform(0.5, 1.0))
+    slot.view = None
 
 
 def _answer_wait(cfg: Config) -> float:

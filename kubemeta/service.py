@@ -27,6 +27,7 @@ from kubemeta.policy import Backoff
 from kubemeta.record import RecordReader
 from kubemeta.reflector import Reflector
 from kubemeta.schema import Shaper
+from kubemeta.sharedview import ViewSlot
 from kubemeta.sink import SinkWriter
 from kubemeta.store import MetadataStore, Source, StoreSettings
 from kubemeta.watchview import StoreView
@@ -131,13 +132,14 @@ def start_watches(cfg: Config, store: MetadataStore, warm: bool = True) -> None:
 
 
 def build_enricher(cfg: Config, store: MetadataStore | None,
-                   deadline: float | None = None) -> Enricher:
+                   deadline: float | None = None, shared: ViewSlot | None = None) -> Enricher:
     reader = RecordReader(cfg.filename_path, cfg.container_name_path, cfg.container_id_path)
     identifier = Identifier(cfg.filename_patterns, cfg.container_name_patterns)
     return Enricher(reader, identifier, store, cfg.kubernetes_url,
                     cfg.lookup_deadline if deadline is None else deadline,
                     parse_cri=cfg.parse_cri,
-                    merge_log_key=cfg.merge_log_key if cfg.merge_log else None)
+                    merge_log_key=cfg.merge_log_key if cfg.merge_log else None,
+                    shared=shared)
 
 
 def build_sink_writer(cfg: Config) -> SinkWriter:

@@ -46,7 +46,7 @@ class Group:
         where = os.path.abspath(state_dir)
         digest = hashlib.sha256(jsonlib.dumps([where, ident])).hexdigest()[:16]
         return cls(os.path.join(where, f"leader-{digest}.lock"),
-                   os.path.join(where, f"shared-{digest}.json"),
+                   os.path.join(where, f"shared-{digest}.view"),
                    f"\0kubemeta-{digest}")
 
 

@@ -4,13 +4,15 @@ following (the names and messages are in sharedproto).
 - The helper holding the group's lock leads: it alone talks to the API (lookups,
   lists, watches), publishes what it knows to the group's shared file while
   followers exist, and answers their questions on its socket.
-- The others follow: they load the shared file whenever it changes, and ask the
-  leader for a pod they do not know yet. They never import the API client.
-  Their lookups go through the same store as a leader's, so a line waits for
-  the leader no longer than for the API: at most the per-line deadline.
+- The others follow: they map the shared file (a sharedview) whenever it
+  changes and splice their replies from it, holding no metadata of their own;
+  they ask the leader for a pod it does not have yet. They never import the
+  API client. Those questions go through a store like a leader's, so a line
+  waits for the leader no longer than for the API: at most the per-line deadline.
 - A follower waits on the lock in a thread of its own. When the leader dies
   the kernel releases it, and the follower takes the lead without stopping: it
-  keeps serving what it followed while it builds its API client.
+  serves from the last view while it seeds its store from it and builds its
+  API client.
 
 Datagrams are accepted only from processes of the same user (SCM_CREDENTIALS):
 the abstract socket namespace has no file permissions.
@@ -22,6 +24,7 @@ import contextlib
 import fcntl
 import itertools
 import logging
+import mmap
 import os
 import queue
 import socket
@@ -31,7 +34,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from kubemeta import snapshot
+from kubemeta import jsonlib, sharedview, snapshot
 from kubemeta.errors import ApiError, ApiNotFound, ApiUnreachable
 from kubemeta.schema import NamespaceMeta, PodMeta
 from kubemeta.sharedproto import (
@@ -45,6 +48,7 @@ from kubemeta.sharedproto import (
     encode_answer,
     encode_request,
 )
+from kubemeta.sharedview import ViewSlot
 from kubemeta.snapshot import SnapshotError
 from kubemeta.store import MetadataStore, Source
 
@@ -93,11 +97,10 @@ def _receive(sock: socket.socket) -> tuple[bytes, Any] | None:
 class Leading:
     """The leader's side: answers followers, publishes the shared file."""
 
-    def __init__(self, group: Group, store: MetadataStore, ident: dict[str, Any],
-                 wait: float, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, group: Group, store: MetadataStore, wait: float,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self._group = group
         self._store = store
-        self._ident = ident
         self._wait = wait
         self._clock = clock
         self._last_hello = -float("inf")
@@ -188,11 +191,12 @@ class Leading:
         if not force and generation == self._published \
                 and os.path.exists(self._group.shared_path):
             return False
-        pods, nss, deleted = self._store.export(self._clock())
+        published = self._store.now()  # before: all it knew by then is in the view
+        pods, nss, deleted = self._store.shared()
         try:
-            snapshot.write(self._group.shared_path, snapshot.encode_chunks(
-                snapshot.Contents(pods, nss, deleted), self._ident, time.time()),
-                durable=False)
+            snapshot.write(self._group.shared_path,
+                           sharedview.encode(pods, nss, deleted, published, jsonlib.dumps),
+                           durable=False)
         except (OSError, SnapshotError) as e:
             log.warning("cannot publish to %s: %s", self._group.shared_path, e,
                         extra={"event": "share_error"})
@@ -324,19 +328,21 @@ class RoleSource(Source):
 
 
 class Following:
-    """A follower's feed: loads the shared file when it changes, says hello, and
-    waits for the lock; ``on_lead`` runs in that thread once it holds it."""
+    """A follower's feed: maps the shared view when it changes (into ``slot``,
+    where its lines read it), says hello, and waits for the lock; ``on_lead``
+    runs in that thread once it holds it, and the feed stops."""
 
-    def __init__(self, group: Group, store: MetadataStore, ident: dict[str, Any],
-                 client: LeaderClient, lock_fd: int, on_lead: Callable[[], None]) -> None:
+    def __init__(self, group: Group, store: MetadataStore, client: LeaderClient,
+                 lock_fd: int, on_lead: Callable[[], None]) -> None:
         self._group = group
         self._store = store
-        self._ident = ident
         self._client = client
         self._fd = lock_fd
         self._on_lead = on_lead
         self._stamp: tuple[int, int, int] | None = None
-        self._leading = threading.Event()
+        self._lock = threading.Lock()  # a view loaded as the lead is taken is not kept
+        self._leading = False
+        self.slot = ViewSlot()
         self.loads = 0
 
     def start(self) -> None:
@@ -345,7 +351,7 @@ class Following:
 
     def _feed_loop(self) -> None:
         next_hello = 0.0
-        while not self._leading.is_set() and not self._store.stopped.is_set():
+        while not self._leading and not self._store.stopped.is_set():
             now = time.monotonic()
             if now >= next_hello:
                 # Until a leader hears it, say it again at every poll.
@@ -357,20 +363,30 @@ class Following:
             self._store.stopped.wait(POLL_INTERVAL)
 
     def load_if_changed(self) -> bool:
+        path = self._group.shared_path
         try:
-            st = os.stat(self._group.shared_path)
+            st = os.stat(path)
         except OSError:
             return False
         stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
         if stamp == self._stamp:
             return False
         try:
-            contents, _ = snapshot.decode(snapshot.read(self._group.shared_path), self._ident)
-        except SnapshotError as e:
-            log.debug("shared view %s unusable: %s", self._group.shared_path, e)
+            view = sharedview.View(_map(path))
+        except (OSError, ValueError, sharedview.ViewError) as e:
+            log.debug("shared view %s unusable: %s", path, e)
             return False
-        self._stamp = stamp
-        self._store.follow(dict(contents.pods), dict(contents.namespaces), contents.deleted)
+        with self._lock:
+            if self._leading:
+                return False
+            self._stamp = stamp
+            first = self.slot.view is None
+            self.slot.view = view  # the old mapping goes with its last reader
+        if first:
+            log.info("serving from the view this node's leading helper shares (%d entries)",
+                     view.keys, extra={"event": "share_view"})
+        # What the leader told before it published is in the view now, or gone.
+        self._store.forget_known(view.published)
         self.loads += 1
         return True
 
@@ -381,10 +397,21 @@ class Following:
             log.error("cannot wait for the group's lock: %s; following only",
                       e.strerror or e, extra={"event": "share_error"})
             return
-        self._leading.set()
+        with self._lock:
+            self._leading = True
         try:
             self._on_lead()
         except ApiError as e:
             log.error("taking the lead failed: %s", e, extra={"event": "share_error"})
         except Exception:
             log.exception("taking the lead failed", extra={"event": "bug"})
+
+
+def _map(path: str) -> mmap.mmap:
+    """The file, mapped read-only: shared with every helper that maps it. A file
+    replaced later stays mapped as it was until its last reader lets go."""
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        if size > snapshot.MAX_BYTES:
+            raise ValueError(f"larger than {snapshot.MAX_BYTES} bytes")
+        return mmap.mmap(f.fileno(), size, prot=mmap.PROT_READ)

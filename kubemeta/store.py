@@ -158,6 +158,9 @@ class MetadataStore:
             threading.Thread(target=self._work_loop, name=f"kubemeta-lookup-{i}",
                              daemon=True).start()
 
+    def now(self) -> float:
+        return self._clock()
+
     def poke(self) -> None:
         """Re-evaluate the schedule now (the clock moved)."""
         with self._wake:
@@ -555,28 +558,42 @@ class MetadataStore:
                 entry = cache.get(key)
         return entry  # type: ignore[no-any-return]
 
-    def follow(self, pods: dict[PodKey, PodMeta], nss: dict[str, NamespaceMeta],
-               deleted: list[tuple[PodMeta, float]]) -> None:
-        """What the leader published: kept as watched entries (fresh until the next
-        publication says otherwise), so a follower asks nothing for them."""
-        self.replace_watched("pod", pods)
-        self.replace_watched("ns", nss)
-        if deleted:
-            self.preload([], [], deleted, lambda: 1.0)
-
-    def release_watched(self, spread: Callable[[], float]) -> None:
-        """Watched entries become ordinary ones, refreshed after ``spread()`` times
-        their TTL: a follower that takes the lead must refresh what it followed."""
-        now = self._clock()
+    def forget_known(self, before: float) -> None:
+        """Drop what is known (not the 404s) from answers received before ``before``:
+        a follower keeps what it asked the leader only until the leader's view
+        has it, never a copy of the view. (An answer came ``ttl`` before its
+        entry goes stale: only answers make entries in a follower's store.)"""
         with self._wake:
-            caches: list[tuple[str, Any, float]] = [("pod", self._pods, self._s.pod_ttl),
-                                                    ("ns", self._nss, self._s.namespace_ttl)]
-            for kind, cache, ttl in caches:
-                for key in self._watched[kind]:
-                    old = cache.get(key)
-                    if old is not None:
-                        cache[key] = Entry(old.value, now + spread() * ttl)
-                self._watched[kind].clear()
+            caches: list[tuple[Any, float]] = [(self._pods, self._s.pod_ttl),
+                                               (self._nss, self._s.namespace_ttl)]
+            for cache, ttl in caches:
+                for key, entry in list(cache.items()):
+                    if entry.value is not None and entry.fresh_until - ttl <= before:
+                        del cache[key]
+
+    def refresh(self, kind: str, key: Any) -> None:
+        """Ask for ``key`` in the background unless a fresh answer is here already
+        (a follower whose view of it went stale asks the leader to refresh it)."""
+        now = self._clock()
+        cache: Any = self._pods if kind == "pod" else self._nss
+        with self._lock:
+            entry = cache.get(key)
+            if entry is None or entry.fresh_until <= now:
+                self._want((kind, key), now, False)
+
+    def shared(self) -> tuple[list[tuple[PodKey, PodMeta, float]],
+                              list[tuple[str, NamespaceMeta, float]],
+                              list[tuple[PodMeta, float]]]:
+        """What a leader shares: the known entries with when they go stale, and
+        the deleted pods with when they were deleted (this store's clock)."""
+        with self._lock:
+            pods = [(k, e.value, e.fresh_until) for k, e in list(self._pods.items())
+                    if e.value is not None]
+            nss = [(k, e.value, e.fresh_until) for k, e in list(self._nss.items())
+                   if e.value is not None]
+            deleted = [(g.entry.value, g.deleted_at) for g in self._deleted.values()
+                       if g.entry.value is not None]
+        return pods, nss, deleted
 
     # -- the warm-start snapshot --
     def export(self, now: float) -> tuple[list[tuple[PodKey, PodMeta]],

@@ -27,6 +27,9 @@ def test_quick_benchmark_runs_every_section_and_mode(tmp_path: Path) -> None:
     assert set(figures["first"]) == {"warm", "cold"}
     assert figures["first_enriched"] is True  # a cold start waits for the client once
     assert set(figures["rss"]) == {"10", "300"}
+    assert set(figures["follower"]) == {"10", "300"}
+    assert all(v > 0 for v in figures["follower"].values())
     for row in ("rsyslogd, 2 workers (shipped), kubemeta (mmexternal)", "pipe, reference loop",
-                "peak RSS, 300 pods cached", "first reply, warm start (snapshot)"):
+                "peak RSS, 300 pods cached", "first reply, warm start (snapshot)",
+                "follower's anonymous memory, 300 pods shared"):
         assert row in p.stdout

@@ -110,6 +110,8 @@ def test_helpers_share_one_view_whatever_their_number(tmp_path: Path, emulator: 
         log = (tmp / "kubemeta.log").read_text()
         assert log.count("leader of this node's helpers") == 1
         assert log.count("follower of this node's helpers") == len(pids) - 1
+        if len(pids) >= 2:  # followers splice replies from the leader's view
+            assert "serving from the view this node's leading helper shares" in log
     single = requests[1]
     assert single > 0
     for workers in (2, 4):

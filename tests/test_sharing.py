@@ -3,19 +3,25 @@ sockets and a real lock, with a source that counts what reaches the API."""
 
 from __future__ import annotations
 
+import json
+import math
 import os
+import random
 import socket
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from kubemeta import sharing
+from kubemeta import config, jsonlib, roles, sharing
+from kubemeta.enricher import Enricher
 from kubemeta.errors import ApiNotFound, ApiUnreachable
-from kubemeta.identify import PodRef
+from kubemeta.identify import Identifier, PodRef
+from kubemeta.record import RecordReader
 from kubemeta.schema import NamespaceMeta, PodMeta
 from kubemeta.sharedproto import (
     Answer,
@@ -27,9 +33,10 @@ from kubemeta.sharedproto import (
     encode_answer,
     encode_request,
 )
+from kubemeta.sharedview import View, ViewError, ViewSlot, encode
 from kubemeta.store import MetadataStore, StoreSettings
 
-from fakes import FakeSource
+from fakes import FakeClock, FakeSource
 
 IDENT = {"kubernetes_url": "https://api", "node_name": "node-1", "shape": [True, "_", [], []]}
 WEB = PodMeta("uid-web", {"app": "web"}, None, "node-1", ("cid-web",))
@@ -78,7 +85,7 @@ class Node:
         self.store.start()
         self.fd = sharing.open_lock(self.group)
         assert sharing.try_lead(self.fd)
-        self.leading = sharing.Leading(self.group, self.store, IDENT, wait=5.0)
+        self.leading = sharing.Leading(self.group, self.store, wait=5.0)
         self.leading.start()
 
     def follower(self, on_lead: threading.Event | None = None
@@ -89,7 +96,7 @@ class Node:
         store.start()
         fd = sharing.open_lock(self.group)
         assert not sharing.try_lead(fd)
-        following = sharing.Following(self.group, store, IDENT, client, fd,
+        following = sharing.Following(self.group, store, client, fd,
                                       on_lead.set if on_lead else lambda: None)
         return store, following, role
 
@@ -125,31 +132,84 @@ def test_what_the_api_does_not_have_is_missing_for_followers_too(node: Node) -> 
     assert pe is not None and pe.value is None  # cached as not found
 
 
-def test_followers_load_what_the_leader_publishes_without_asking(node: Node) -> None:
+def enricher(store: MetadataStore, shared: ViewSlot | None = None) -> Enricher:
+    reader = RecordReader("$!metadata!filename", "$!CONTAINER_NAME", "$!CONTAINER_ID_FULL")
+    ident = Identifier(config.DEFAULT_FILENAME_PATTERNS, config.DEFAULT_CONTAINER_NAME_PATTERNS)
+    return Enricher(reader, ident, store, "https://api:6443", 5.0, shared=shared)
+
+
+def line(pod: str, cid: str) -> bytes:
+    name = f"/var/log/containers/{pod}_shop_app-{cid}.log"
+    return json.dumps({"msg": "hi", "$!": {"metadata": {"filename": name}}}).encode()
+
+
+def wait_until(cond: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.05)
+
+
+def test_followers_splice_from_the_published_view_and_keep_no_metadata(node: Node) -> None:
     node.store.put_watched("pod", ("shop", "web-1"), WEB)
     node.store.put_watched("ns", "shop", SHOP)
+    leader = enricher(node.store)
     store, following, _ = node.follower()
+    follower = enricher(store, following.slot)
     following.start()  # says hello: the leader publishes
-    deadline = time.monotonic() + 10
-    while following.loads == 0:
-        assert time.monotonic() < deadline, "nothing was published"
-        time.sleep(0.05)
-    pe, ne = store.lookup(REF, time.monotonic())  # no wait at all
-    assert pe is not None and pe.value == WEB and pe.fresh_until == float("inf")
-    assert ne is not None and ne.value == SHOP
-    assert node.source.calls == []
+    wait_until(lambda: following.loads > 0, "nothing was published")
+    web = line("web-1", "a" * 64)
+    assert follower.reply(web) == leader.reply(web)
+    assert json.loads(follower.reply(web))["$!"]["kubernetes"]["labels"] == {"app": "web"}
+    assert follower.counters.podcachehits == 2 and node.source.calls == []
+    assert store.sizes() == (0, 0)  # served from the mapping, not from a copy
     # A change reaches the follower; a deletion too (kept for its last lines).
-    relabelled = PodMeta("uid-web", {"app": "web", "v": "2"}, None, "node-1", ("cid-web",))
+    relabelled = PodMeta("uid-web", {"app": "web", "v": "2"}, None, "node-1", ("d" * 64,))
     node.store.put_watched("pod", ("shop", "web-1"), relabelled)
-    while store.lookup(REF, time.monotonic())[0].value != relabelled:  # type: ignore[union-attr]
-        assert time.monotonic() < deadline + 10
-        time.sleep(0.05)
+    wait_until(lambda: follower.reply(web) == leader.reply(web)
+               and b'"v":"2"' in follower.reply(web), "the change did not arrive")
     node.store.forget_watched("pod", ("shop", "web-1"))
-    gone = PodRef("shop", "web-1", "app", "cid-web", None)
-    while ("shop", "web-1") in dict(store.export(0)[0]):
-        assert time.monotonic() < deadline + 20
-        time.sleep(0.05)
-    assert store.lookup(gone, time.monotonic())[0].value == relabelled  # type: ignore[union-attr]
+    view = following.slot.view
+    wait_until(lambda: following.slot.view is not view, "the deletion did not arrive")
+    gone = line("web-1", "d" * 64)
+    assert b'"v":"2"' in follower.reply(gone)
+    assert follower.reply(gone) == leader.reply(gone)
+    assert (follower.counters.linesdeletedpod, leader.counters.linesdeletedpod) == (2, 1)
+    assert store.sizes() == (0, 0)
+
+
+def test_a_pod_the_view_lacks_is_asked_of_the_leader_then_forgotten(node: Node) -> None:
+    store, following, _ = node.follower()
+    follower = enricher(store, following.slot)
+    following.start()
+    wait_until(lambda: following.loads > 0, "nothing was published")
+    web = line("web-1", "b" * 64)
+    assert b'"labels":{"app":"web"}' in follower.reply(web)  # within the line's deadline
+    assert sorted(node.source.calls) == [("ns", "shop"), ("pod", ("shop", "web-1"))]
+    # Published by the leader, the pod leaves the follower's store for the view.
+    wait_until(lambda: store.sizes() == (0, 0), "the follower kept its copy")
+    assert b'"labels":{"app":"web"}' in follower.reply(web)
+    assert len(node.source.calls) == 2
+
+
+def test_a_stale_entry_in_the_view_makes_the_leader_refresh_it(tmp_path: Path) -> None:
+    n = Node(tmp_path)
+    try:
+        n.store.preload([(("shop", "web-1"), WEB)], [("shop", SHOP)], [], lambda: 0.0)
+        store, following, _ = n.follower()
+        follower = enricher(store, following.slot)
+        following.start()
+        wait_until(lambda: following.loads > 0, "nothing was published")
+        web = line("web-1", "c" * 64)
+        assert b'"labels":{"app":"web"}' in follower.reply(web)  # served stale meanwhile
+        assert follower.counters.linesstale == 1
+        wait_until(lambda: ("pod", ("shop", "web-1")) in n.source.calls, "no refresh")
+        loads = following.loads
+        wait_until(lambda: following.loads > loads, "the refresh was not published")
+        follower.reply(web)
+        assert follower.counters.linesstale == 1
+    finally:
+        n.close()
 
 
 def test_without_a_leader_a_follower_waits_a_moment_then_is_told(tmp_path: Path) -> None:
@@ -184,6 +244,12 @@ def test_a_follower_takes_the_lead_when_the_leader_lets_go(node: Node) -> None:
     os.close(node.fd)  # what the kernel does when the leader dies
     node.fd = os.open(os.devnull, os.O_RDONLY)
     assert took.wait(5)
+    # Once leading, a view published meanwhile (by the old leader, say) is not taken.
+    node.store.put_watched("pod", ("shop", "web-2"), WEB)
+    assert node.leading.publish(force=True)
+    loads, view = following.loads, following.slot.view
+    assert not following.load_if_changed()
+    assert (following.loads, following.slot.view) == (loads, view)
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to send as another user")
@@ -204,3 +270,51 @@ def test_datagrams_from_another_user_are_ignored(node: Node) -> None:
         time.sleep(0.02)
     time.sleep(0.3)
     assert node.leading.answered == 1  # ours; nobody's was dropped unanswered
+
+
+def test_a_follower_taking_the_lead_seeds_its_store_from_the_last_view() -> None:
+    clock = FakeClock(1000.0)
+    store = MetadataStore(FakeSource, clock=clock, settings=StoreSettings())
+    gone = PodMeta("uid-gone", None, None, "node-1", ("e" * 64,))
+    slot = ViewSlot()
+    slot.view = View(encode([(("shop", "web-1"), WEB, math.inf)], [("shop", SHOP, 1500.0)],
+                            [(gone, 900.0)], 0.0, jsonlib.dumps))
+    roles.seed(store, slot, random.Random(1))
+    assert slot.view is None  # its lines go to the store now
+    pe, ne = store.lookup(REF, clock() + 5)
+    assert pe is not None and pe.value == WEB and ne is not None and ne.value == SHOP
+    # Refreshed from the API over half to all of their TTL, not at once.
+    settings = StoreSettings()
+    assert 1000 + settings.pod_ttl / 2 <= pe.fresh_until <= 1000 + settings.pod_ttl
+    assert store.deleted() == 1
+    assert store.shared()[2] == [(gone, 900.0)]
+
+
+def test_an_unusable_last_view_seeds_nothing() -> None:
+    store = MetadataStore(FakeSource, clock=FakeClock(), settings=StoreSettings())
+    slot = ViewSlot()
+    data = bytearray(encode([(("shop", "web-1"), WEB, 1.0)], [], [], 0.0, jsonlib.dumps))
+    data[-40:] = b"\xff" * 40  # its key records
+    slot.view = View(bytes(data))
+    with pytest.raises(ViewError):
+        slot.view.contents(0.0, jsonlib.loads)
+    roles.seed(store, slot, random.Random(1))
+    assert slot.view is None and store.sizes() == (0, 0)
+
+
+def test_a_follower_forgets_answers_only_once_a_view_published_after_them_has_them() -> None:
+    clock = FakeClock(1000.0)
+    settings = StoreSettings()
+    source = FakeSource({("shop", "web-1"): WEB}, {"shop": SHOP})
+    store = MetadataStore(lambda: source, clock=clock, settings=settings)
+    store.start()
+    try:
+        store.lookup(REF, time.monotonic() + 5)  # answered at 1000
+        store.lookup(PodRef("shop", "nope", "app", None, None), time.monotonic() + 5)
+        assert store.sizes() == (2, 1)
+        store.forget_known(999.0)  # a view published before the answers: kept
+        assert store.sizes() == (2, 1)
+        store.forget_known(1000.0)  # one published after them has them
+        assert store.sizes() == (1, 0)  # the 404 stays: no question per line
+    finally:
+        store.stop()
