@@ -100,6 +100,7 @@ class Results:
     pipe: dict[str, list[float]] = field(default_factory=dict)
     cpu: dict[str, list[float]] = field(default_factory=dict)
     rss: dict[str, float] = field(default_factory=dict)
+    follower: dict[str, float] = field(default_factory=dict)  # anonymous MiB by pods
     first: dict[str, list[float]] = field(default_factory=dict)
     requests: dict[str, int] = field(default_factory=dict)
     first_enriched: bool = False
@@ -366,6 +367,53 @@ def rss_many(tmp: Path, emu: ApiEmulator, token: Path, pods: list[Pod]) -> float
     return peer.finish()
 
 
+def anonymous_mib(pid: int) -> float:
+    """A process's anonymous memory: its own heap and stacks, not the files it maps
+    (a shared view's pages are the page cache's, one copy per node)."""
+    for ln in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        if ln.startswith("Anonymous:"):
+            return int(ln.split()[1]) / 1024
+    raise RuntimeError("no Anonymous in smaps_rollup")
+
+
+def follower_memory(tmp: Path, emu: ApiEmulator, token: Path, pods: list[Pod], node: str,
+                    asked: int) -> float:
+    """Anonymous memory (MiB) of a follower whose leader shares ``pods`` (listed by
+    its watch), after it answered lines of the first ``asked`` of them: what a
+    node's second, third... helper spends on metadata. The same ``asked`` for
+    every size keeps the per-file caches (the file-name memo) out of the comparison."""
+    kcfg = kubemeta_config(tmp, emu, token, node_name=node, log_level="info")
+    lines = [record(container_log(tmp, p.namespace, p.name, "app"), "hello")
+             for p in pods[:asked]]
+    leader = PipePeer(kubemeta_argv(kcfg))  # first: it takes the lock
+    warm_helper(leader, lines[-1:], b'"labels"')
+    log = tmp / "kubemeta.log"
+    listed = re.compile(rf"pods on node {re.escape(node)}: listed (\d+)")
+    shared = re.compile(r"serving from the view this node's leading helper shares \((\d+) ")
+    deadline = time.monotonic() + 60
+    while largest(log, listed) < len(pods):  # so that the follower's first view has all
+        if time.monotonic() > deadline:
+            raise RuntimeError("the leader never listed every pod")
+        time.sleep(0.2)
+    follower = PipePeer(kubemeta_argv(kcfg))
+    while largest(log, shared) < len(pods):
+        if time.monotonic() > deadline:
+            raise RuntimeError("the follower never served from a view of every pod")
+        time.sleep(0.2)
+    for ln in lines:
+        if b'"labels"' not in follower.ask(ln):
+            raise RuntimeError(f"not enriched by the follower: {ln[:200]!r}")
+    mib = anonymous_mib(follower.proc.pid)
+    follower.finish()
+    leader.finish()
+    return mib
+
+
+def largest(log: Path, number: re.Pattern[str]) -> int:
+    """The largest number ``number`` captured in ``log`` so far."""
+    return max((int(n) for n in number.findall(log.read_text())), default=0)
+
+
 def snapshot_pods(path: Path) -> int:
     try:
         return len(json.loads(path.read_bytes()).get("pods") or ())
@@ -452,6 +500,10 @@ def report(res: Results, args: argparse.Namespace, pods: int, big: int) -> tuple
         rows.append((f"peak RSS, {pods} pods cached", f"{res.rss[str(pods)]:.1f} MiB"))
     if str(big) in res.rss:
         rows.append((f"peak RSS, {big:,} pods cached", f"{res.rss[str(big)]:.1f} MiB"))
+    for n in (pods, big):
+        if str(n) in res.follower:
+            rows.append((f"follower's anonymous memory, {n:,} pods shared",
+                         f"{res.follower[str(n)]:.1f} MiB"))
     for key, title in (("warm", "first reply, warm start (snapshot)"),
                        ("cold", "first reply, cold start (no snapshot)")):
         if key in res.first:
@@ -484,6 +536,10 @@ def report(res: Results, args: argparse.Namespace, pods: int, big: int) -> tuple
         targets.append((f"peak RSS, {big:,} pods", f"{res.rss[str(big)]:.1f} MiB "
                         "(target < 80 MiB)", res.rss[str(big)] < 80))
 
+    if str(pods) in res.follower and str(big) in res.follower:
+        growth = res.follower[str(big)] - res.follower[str(pods)]
+        targets.append((f"a follower's memory, {big:,} pods against {pods}",
+                        f"{growth:+.1f} MiB (target: no growth, < 2 MiB)", growth < 2))
     kubemeta = res.rsyslog.get(f"kubemeta@{shipped}")
     canned = res.rsyslog.get(f"canned@{shipped}")
     if kubemeta and canned:
@@ -587,6 +643,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             big_dir = tmp / "big"
             big_dir.mkdir()
             res.rss[str(args.many_pods)] = rss_many(big_dir, emu, token, many)
+            for n, group, node in ((args.pods, pods, NODE), (args.many_pods, many, BIG_NODE)):
+                share_dir = tmp / f"share-{n}"
+                share_dir.mkdir()
+                res.follower[str(n)] = follower_memory(share_dir, emu, token, group, node,
+                                                       asked=args.pods)
     finally:
         emu.close()
         if not args.keep:
