@@ -19,6 +19,7 @@ pod: all its keys name one body).
 
 from __future__ import annotations
 
+import contextlib
 import struct
 import zlib
 from collections.abc import Callable, Iterable
@@ -75,16 +76,22 @@ def encode(pods: Iterable[tuple[tuple[str, str], PodMeta, float]],
             bodies.extend(body)
         return bool(names)
 
+    # An entry that cannot be encoded (a lone surrogate from the API, a name too
+    # long for its length field) is left out: followers ask the leader for it.
+    unencodable = (ValueError, TypeError, struct.error)
     for (ns, name), meta, fresh in pods:
-        add([_pod_key(ns, name)], _pod_body(meta, fresh, dumps))
+        with contextlib.suppress(*unencodable):
+            add([_pod_key(ns, name)], _pod_body(meta, fresh, dumps))
     for name, nsmeta, fresh in namespaces:
-        members = ns_part(nsmeta, dumps)
-        add([b"n" + name.encode()], _NS.pack(fresh, len(members)) + members)
+        with contextlib.suppress(*unencodable):
+            members = ns_part(nsmeta, dumps)
+            add([b"n" + name.encode()], _NS.pack(fresh, len(members)) + members)
     for meta, deleted_at in deleted:
-        if meta.uid and add([b"u" + meta.uid.encode()]
-                            + [b"c" + c.encode() for c in meta.container_ids],
-                            _pod_body(meta, deleted_at, dumps)):
-            graves += 1
+        with contextlib.suppress(*unencodable):
+            if meta.uid and add([b"u" + meta.uid.encode()]
+                                + [b"c" + c.encode() for c in meta.container_ids],
+                                _pod_body(meta, deleted_at, dumps)):
+                graves += 1
     slots = 8
     while slots < 2 * len(keys):
         slots *= 2

@@ -181,7 +181,10 @@ class Leading:
 
     def _publish_loop(self) -> None:
         while not self._store.stopped.wait(PUBLISH_INTERVAL):
-            self.publish()
+            try:
+                self.publish()
+            except Exception:  # the publisher must never die
+                log.exception("publishing the shared view failed", extra={"event": "bug"})
 
     def publish(self, force: bool = False) -> bool:
         """Write the shared file if followers exist and something changed."""

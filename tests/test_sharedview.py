@@ -156,3 +156,18 @@ def test_corrupt_views_find_nothing_or_are_refused_never_crash() -> None:
         view.deleted("uid-gone", "cid-gone-1")
         with contextlib.suppress(ViewError):
             view.contents(0.0, jsonlib.loads)
+
+
+@pytest.mark.parametrize("codec", CODECS, ids=lambda c: c.name)
+def test_an_entry_that_cannot_be_encoded_is_left_out_and_the_rest_kept(
+        codec: jsonlib.Codec) -> None:
+    surrogate = PodMeta("uid-s", {"bad": "\ud800"}, None, "node-1")
+    long_name = PodMeta("uid-l", None, None, "node-1", images={"c" * 70000: ("img", None)})
+    pods = [(("shop", "s"), surrogate, 1.0), (("shop", "l"), long_name, 1.0),
+            (("shop", "\udfff"), PODS[0], 1.0), (("shop", "ok"), PODS[0], 1.0)]
+    nss = [("bad", NamespaceMeta("u", {"x": "\ud800"}, None, None), 1.0),
+           ("shop", NAMESPACES[0], 1.0)]
+    view = View(encode(pods, nss, [(surrogate, 1.0)], 0.0, codec.dumps))
+    assert view.keys == 2 and not view.has_deleted
+    assert view.pod("shop", "ok") is not None and view.namespace("shop") is not None
+    assert view.pod("shop", "s") is None and view.pod("shop", "l") is None
