@@ -19,7 +19,9 @@ from kubemeta.identify import PodRef
 from kubemeta.schema import (
     NamespaceMeta,
     PodMeta,
+    docker_fields,
     image_fields,
+    line_fields,
     ns_fields,
     pod_fields,
     same_pod,
@@ -62,17 +64,10 @@ def splice(ref: PodRef, pod: PodParts | None, ns: bytes | None, master_url: str,
     """The whole mmexternal reply for a line of ``ref``'s container."""
     if pod is not None and not same_pod(ref, pod.uid):
         pod = None
-    own: dict[str, Any] = {}
-    if pod is None and ref.pod_uid is not None:
-        own["pod_id"] = ref.pod_uid
-    own["pod_name"] = ref.pod
-    own["namespace_name"] = ref.namespace
-    own["container_name"] = ref.container
-    own["master_url"] = master_url
-    parts = [ns or b"", pod.own if pod is not None else b"", dumps(own)[1:-1]]
+    parts = [ns or b"", pod.own if pod is not None else b"",
+             _members(dumps, line_fields(ref, pod is not None, master_url))]
     if pod is not None:
         parts.append(pod.extra)
         parts.append(pod.images.get(ref.container, b""))
-    docker = _members(dumps, {"container_id": ref.container_id}) \
-        if ref.container_id is not None else b""
-    return _HEAD + b",".join([p for p in parts if p]) + _MIDDLE + docker + _TAIL
+    return (_HEAD + b",".join([p for p in parts if p]) + _MIDDLE
+            + _members(dumps, docker_fields(ref)) + _TAIL)

@@ -270,18 +270,31 @@ def image_fields(pod: PodMeta, container: str) -> dict[str, str]:
     return k
 
 
+def line_fields(ref: PodRef, pod_known: bool, master_url: str) -> dict[str, Any]:
+    """The members of $!kubernetes that come from the line itself (its file name):
+    after the namespace's and the pod's, in mmkubernetes's order."""
+    k: dict[str, Any] = {}
+    if not pod_known and ref.pod_uid is not None:
+        k["pod_id"] = ref.pod_uid
+    k["pod_name"] = ref.pod
+    k["namespace_name"] = ref.namespace
+    k["container_name"] = ref.container
+    k["master_url"] = master_url
+    return k
+
+
+def docker_fields(ref: PodRef) -> dict[str, str]:
+    """The $!docker object."""
+    return {"container_id": ref.container_id} if ref.container_id is not None else {}
+
+
 def kubernetes_fields(ref: PodRef, pod: PodMeta | None, ns: NamespaceMeta | None,
                       master_url: str) -> dict[str, Any]:
     """The $!kubernetes object, keys in mmkubernetes's order."""
     k: dict[str, Any] = ns_fields(ns) if ns is not None else {}
     if pod is not None:
         k.update(pod_fields(pod))
-    elif ref.pod_uid is not None:
-        k["pod_id"] = ref.pod_uid
-    k["pod_name"] = ref.pod
-    k["namespace_name"] = ref.namespace
-    k["container_name"] = ref.container
-    k["master_url"] = master_url
+    k.update(line_fields(ref, pod is not None, master_url))
     if pod is not None:
         # extra_fields, after mmkubernetes's own (none unless asked for)
         k.update(pod.extra)
@@ -298,7 +311,5 @@ def same_pod(ref: PodRef, uid: str | None) -> bool:
 def reply_object(ref: PodRef, pod: PodMeta | None, ns: NamespaceMeta | None,
                  master_url: str) -> dict[str, Any]:
     """The whole mmexternal reply: both objects complete, since rsyslog merges $! shallowly."""
-    docker: dict[str, str] = {}
-    if ref.container_id is not None:
-        docker["container_id"] = ref.container_id
-    return {"$!": {"kubernetes": kubernetes_fields(ref, pod, ns, master_url), "docker": docker}}
+    return {"$!": {"kubernetes": kubernetes_fields(ref, pod, ns, master_url),
+                   "docker": docker_fields(ref)}}
