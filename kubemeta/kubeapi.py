@@ -1,31 +1,36 @@
-"""The Kubernetes API, through the official client. The only module importing it.
+"""The Kubernetes API over HTTPS. The only module importing the ``kubernetes`` client.
 
-Importing ``kubernetes`` costs about half a second, so nothing on the path to
-the first reply imports this module: the lookup workers do, in the background.
-Every failure of the client, urllib3 or the network is translated here, once,
-into kubemeta's ApiError family (``raise ... from e``).
+Requests go through urllib3 directly, whose request and streaming API is the
+same in 1.26 and 2.x; the generated client's calling conventions change between
+releases (``call_api`` changed in kubernetes 36 and 37), so kubemeta uses only
+``kubernetes.config`` to read a kubeconfig, and only when one is configured.
+Every failure of urllib3 or the network is translated here, once, into
+kubemeta's ApiError family (``raise ... from e``). Anything else raised on the
+way (a TypeError, a library answering in an unexpected shape) is a bug, not an
+outage: it is left to propagate, for internal.report.
 """
 
 from __future__ import annotations
 
+import http.client
 import os
 import socket
 import ssl
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote, urlencode
 
-import kubernetes.client
-import kubernetes.config
 import urllib3
-from kubernetes.client.exceptions import ApiException
 
-from kubemeta import jsonlib
+from kubemeta import __version__, jsonlib
 from kubemeta.config import Config
 from kubemeta.errors import (
     ApiBadResponse,
     ApiError,
+    ApiUnauthorized,
     ApiUnreachable,
     ConfigError,
     status_error,
@@ -36,6 +41,13 @@ from kubemeta.listproto import Listing
 MAX_BODY_BYTES = 4 * 1024 * 1024
 # A node's pods, or every namespace of a large cluster.
 MAX_LIST_BYTES = 64 * 1024 * 1024
+# Of an error answer only its Status message is used.
+MAX_ERROR_BYTES = 64 * 1024
+# Lookup workers, two watches and the kubelet poller each hold one connection.
+POOL_SIZE = 16
+# What the network and the TLS stack raise; anything else is not a transport failure.
+TRANSPORT_ERRORS = (urllib3.exceptions.HTTPError, OSError, http.client.HTTPException)
+USER_AGENT = f"kubemeta/{__version__}"
 
 
 class TokenSource:
@@ -69,64 +81,113 @@ class TokenSource:
             self._stamp = None
 
 
+@dataclass(frozen=True)
+class Endpoint:
+    """Where requests go and how they prove who sends them."""
+
+    url: str                      # https://host:port, no trailing slash
+    ca_file: str | None = None    # None: the system's CAs
+    cert_file: str | None = None
+    key_file: str | None = None
+    verify: bool = True
+    server_name: str | None = None  # a kubeconfig's tls-server-name
+    proxy: str | None = None        # a kubeconfig's proxy-url
+    # The Authorization header's value of a kubeconfig's user (exec plugins and
+    # expiring tokens refresh here); None: no credentials of its own.
+    kubeconfig_auth: Callable[[], str | None] | None = None
+
+
+def endpoint(cfg: Config, kubelet: bool = False) -> Endpoint:
+    """The API server's endpoint; with ``kubelet``, the node's kubelet's, with the
+    same credentials and the kubelet_* address and TLS settings."""
+    ep = _kubeconfig_endpoint(cfg) if cfg.kubeconfig else Endpoint(
+        url=cfg.kubernetes_url.rstrip("/"), verify=not cfg.insecure_skip_tls_verify)
+    ca = cfg.effective_ca_file() or ep.ca_file
+    cert, key = ep.cert_file, ep.key_file
+    if cfg.client_cert_file:
+        cert, key = cfg.client_cert_file, cfg.client_key_file
+    verify = ep.verify and not cfg.insecure_skip_tls_verify
+    url = ep.url
+    if kubelet:
+        url = cfg.kubelet_url.rstrip("/")
+        ca = cfg.kubelet_ca_file or ca
+        verify = not cfg.kubelet_insecure_skip_tls_verify
+    return Endpoint(url=url, ca_file=ca, cert_file=cert, key_file=key, verify=verify,
+                    server_name=None if kubelet else ep.server_name,
+                    proxy=None if kubelet else ep.proxy, kubeconfig_auth=ep.kubeconfig_auth)
+
+
+def _kubeconfig_endpoint(cfg: Config) -> Endpoint:
+    """Read with the client's own loader: it knows every way a kubeconfig names
+    credentials. Its Configuration is read through attributes that every release
+    from 22.6 on has, and auth_settings(), which runs the refresh hooks."""
+    import kubernetes.client  # an ImportError here is internal: the package is broken
+    import kubernetes.config
+    import yaml
+
+    config_exception = kubernetes.config.ConfigException
+    conf = kubernetes.client.Configuration()
+    try:
+        kubernetes.config.load_kube_config(
+            config_file=cfg.kubeconfig, context=cfg.kubeconfig_context,
+            client_configuration=conf, persist_config=False)
+    # What the file provokes; a TypeError or AttributeError is left to propagate:
+    # that is the loader and kubemeta disagreeing, an internal error.
+    except (config_exception, OSError, ValueError, KeyError, yaml.YAMLError) as e:
+        raise ConfigError(f"kubeconfig {cfg.kubeconfig}: {_tail(str(e))}") from e
+
+    def auth() -> str | None:
+        try:
+            value = conf.auth_settings().get("BearerToken", {}).get("value")
+        except config_exception as e:  # an exec plugin or token refresh that failed
+            raise ApiUnauthorized(f"kubeconfig credentials: {_tail(str(e))}") from e
+        return value if isinstance(value, str) and value else None
+
+    return Endpoint(url=str(conf.host).rstrip("/"), ca_file=conf.ssl_ca_cert or None,
+                    cert_file=conf.cert_file or None, key_file=conf.key_file or None,
+                    verify=bool(conf.verify_ssl),
+                    server_name=getattr(conf, "tls_server_name", None) or None,
+                    proxy=getattr(conf, "proxy", None) or None, kubeconfig_auth=auth)
+
+
 class KubeApi:
-    """GETs of single objects, answered from the API server's cache (resourceVersion=0)."""
+    """GETs of single objects, lists and watches, answered from the API server's
+    cache (resourceVersion=0)."""
 
     def __init__(self, cfg: Config, kubelet: bool = False) -> None:
-        """The API server's client; with ``kubelet``, the node's kubelet's, with the
-        same credentials and the kubelet_* address and TLS settings."""
-        self._cfg = cfg
-        conf = kubernetes.client.Configuration()
-        if cfg.kubeconfig:
-            try:
-                kubernetes.config.load_kube_config(
-                    config_file=cfg.kubeconfig, context=cfg.kubeconfig_context,
-                    client_configuration=conf, persist_config=False)
-            except Exception as e:
-                raise ConfigError(f"kubeconfig {cfg.kubeconfig}: {e}") from e
-            self.url = conf.host
-        else:
-            conf.host = cfg.kubernetes_url.rstrip("/")
-            self.url = cfg.kubernetes_url
-        ca = cfg.effective_ca_file()
-        if ca:
-            conf.ssl_ca_cert = ca
-        if cfg.client_cert_file:
-            conf.cert_file = cfg.client_cert_file
-            conf.key_file = cfg.client_key_file
-        insecure = cfg.insecure_skip_tls_verify
-        if kubelet:
-            conf.host = cfg.kubelet_url.rstrip("/")
-            self.url = cfg.kubelet_url
-            if cfg.kubelet_ca_file:
-                conf.ssl_ca_cert = cfg.kubelet_ca_file
-            insecure = cfg.kubelet_insecure_skip_tls_verify
-        if insecure:
-            conf.verify_ssl = False
+        ep = endpoint(cfg, kubelet)
+        self._ep = ep
+        self.url = ep.url
+        if not ep.verify:
             urllib3.disable_warnings()
-        # We own retries and their pacing; urllib3 must not retry behind our back.
-        conf.retries = False
         self._tokens = TokenSource(cfg.token, cfg.effective_token_file())
-        self._kubeconfig_auth = bool(cfg.kubeconfig)
-        self._conf = conf
-        # Certificate files are read when the connection pool is built; rebuild it
-        # when they change on disk (checked at most every TLS_RECHECK seconds, and
-        # at once after a 401 or a TLS failure).
-        self._tls_files = [f for f in (conf.ssl_ca_cert, conf.cert_file, conf.key_file) if f]
+        # Certificate files are read when a connection is made; new connections
+        # use the new files once the pool is rebuilt (checked at most every
+        # TLS_RECHECK seconds, and at once after a 401 or a TLS failure).
+        self._tls_files = [f for f in (ep.ca_file, ep.cert_file, ep.key_file) if f]
         self._tls_stamp = _stamps(self._tls_files)
         self._tls_checked = time.monotonic()
         self._tls_lock = threading.Lock()
-        self._client = self._new_client()
+        self._pool = self._new_pool()
         self._timeout = (cfg.api_connect_timeout, cfg.api_read_timeout)
         self._watch_idle = cfg.watch_inactivity_timeout
 
     TLS_RECHECK = 10.0
 
-    def _new_client(self) -> Any:
+    def _new_pool(self) -> Any:
+        ep = self._ep
+        kw: dict[str, Any] = {
+            "cert_reqs": "CERT_REQUIRED" if ep.verify else "CERT_NONE",
+            "ca_certs": ep.ca_file, "cert_file": ep.cert_file, "key_file": ep.key_file,
+            "maxsize": POOL_SIZE, "retries": False}
+        if ep.server_name:
+            kw["server_hostname"] = ep.server_name
         try:
-            return kubernetes.client.ApiClient(self._conf)
-        except (OSError, ssl.SSLError) as e:
-            raise ConfigError(f"TLS setup failed: {e}") from e
+            if ep.proxy:
+                return urllib3.ProxyManager(ep.proxy, **kw)
+            return urllib3.PoolManager(**kw)
+        except (ValueError, urllib3.exceptions.ProxySchemeUnknown) as e:
+            raise ConfigError(f"cannot reach {ep.url}: {e}") from e
 
     def reload_tls_if_changed(self, force: bool = False) -> bool:
         now = time.monotonic()
@@ -137,19 +198,15 @@ class KubeApi:
             stamp = _stamps(self._tls_files)
             if stamp == self._tls_stamp:
                 return False
-            try:
-                client = self._new_client()
-            except ConfigError:
-                return False  # half-written files: keep the old pool, look again later
-            self._client, self._tls_stamp = client, stamp
-            return True
+            old, self._pool, self._tls_stamp = self._pool, self._new_pool(), stamp
+        old.clear()  # idle connections made with the old files
+        return True
 
     def get_pod(self, namespace: str, name: str) -> Any:
-        return self._get("/api/v1/namespaces/{namespace}/pods/{name}",
-                         {"namespace": namespace, "name": name})
+        return self._get(f"/api/v1/namespaces/{_seg(namespace)}/pods/{_seg(name)}")
 
     def get_namespace(self, name: str) -> Any:
-        return self._get("/api/v1/namespaces/{name}", {"name": name})
+        return self._get(f"/api/v1/namespaces/{_seg(name)}")
 
     def list_pods(self, node: str) -> Listing:
         """This node's pods, from the API server's cache (resourceVersion=0)."""
@@ -167,7 +224,7 @@ class KubeApi:
     def _list(self, path: str, query: list[tuple[str, str]],
               need_resource_version: bool = True) -> Listing:
         """A list answer, decoded item by item as it is read (see listproto)."""
-        resp = self._call(path, {}, query, self._timeout)
+        resp = self._call(path, query, self._timeout)
         return Listing(self._body_chunks(resp, MAX_LIST_BYTES), MAX_BODY_BYTES,
                        need_resource_version)
 
@@ -180,10 +237,8 @@ class KubeApi:
             while True:
                 try:
                     data = next(chunks, b"")
-                except Exception as e:
-                    err = translate_transport(e)
-                    self._after_error(err)
-                    raise err from e
+                except TRANSPORT_ERRORS as e:
+                    raise self._transport_error(e) from e
                 if not data:
                     return
                 total += len(data)
@@ -208,7 +263,7 @@ class KubeApi:
         """A watch answer's bytes as they arrive, after an empty first item that says
         the answer began. A read that waits longer than ``watch_inactivity_timeout``
         fails ("timed out"): a silent stream may be a dead one."""
-        resp = self._call(path, {}, query, (self._timeout[0], self._watch_idle))
+        resp = self._call(path, query, (self._timeout[0], self._watch_idle))
         try:
             yield b""  # the answer's headers are in: the watch is open
             yield from self._body_chunks(resp, None)
@@ -219,43 +274,54 @@ class KubeApi:
         self._tokens.invalidate()
         self.reload_tls_if_changed(force=True)
 
-    def _after_error(self, err: ApiError) -> None:
+    def _transport_error(self, e: BaseException) -> ApiError:
+        err = translate_transport(e)
         if err.reason.startswith("TLS error"):  # a rotated CA or client certificate?
             self.reload_tls_if_changed(force=True)
+        return err
 
-    def _call(self, path: str, params: dict[str, str], query: list[tuple[str, str]],
-              timeout: tuple[float, float]) -> Any:
-        """Send a GET; the answer's headers are in, its body still to read."""
-        self.reload_tls_if_changed()
-        headers = {"Accept": "application/json"}
+    def _headers(self) -> dict[str, str]:
+        headers = {"Accept": "application/json", "User-Agent": USER_AGENT}
         token = self._tokens.get()
         if token:
             headers["Authorization"] = f"Bearer {token}"
-        try:
-            return self._client.call_api(
-                path, "GET", path_params=params, query_params=query, header_params=headers,
-                auth_settings=["BearerToken"] if self._kubeconfig_auth and not token else [],
-                _preload_content=False, _request_timeout=timeout,
-                _return_http_data_only=True)
-        except ApiException as e:
-            err = translate_status(e.status or 0, e.reason, e.headers, e.body)
-            self._after_error(err)
-            raise err from e
-        except Exception as e:  # urllib3, ssl, socket: everything on the way
-            err = translate_transport(e)
-            self._after_error(err)
-            raise err from e
+        elif self._ep.kubeconfig_auth is not None:
+            value = self._ep.kubeconfig_auth()
+            if value:
+                headers["Authorization"] = value
+        return headers
 
-    def _get(self, path: str, params: dict[str, str]) -> Any:
+    def _call(self, path: str, query: list[tuple[str, str]],
+              timeout: tuple[float, float]) -> Any:
+        """Send a GET; the answer's headers are in, its body still to read. An
+        answer other than 200 is read (at most MAX_ERROR_BYTES) and raised."""
+        self.reload_tls_if_changed()
+        url = self._ep.url + path + (f"?{urlencode(query)}" if query else "")
+        try:
+            resp = self._pool.request(
+                "GET", url, headers=self._headers(), preload_content=False, redirect=False,
+                retries=False, timeout=urllib3.Timeout(connect=timeout[0], read=timeout[1]))
+        except TRANSPORT_ERRORS as e:
+            raise self._transport_error(e) from e
+        if resp.status == 200:
+            return resp
+        try:
+            body = resp.read(MAX_ERROR_BYTES)
+        except TRANSPORT_ERRORS:
+            body = b""  # the status says enough
+        finally:
+            _finish(resp)
+        err = translate_status(resp.status, resp.reason, resp.headers, body)
+        raise err
+
+    def _get(self, path: str) -> Any:
         """One object, from the API server's cache (resourceVersion=0)."""
         limit = MAX_BODY_BYTES
-        resp = self._call(path, params, [("resourceVersion", "0")], self._timeout)
+        resp = self._call(path, [("resourceVersion", "0")], self._timeout)
         try:
             body = resp.read(limit + 1)
-        except Exception as e:
-            err = translate_transport(e)
-            self._after_error(err)
-            raise err from e
+        except TRANSPORT_ERRORS as e:
+            raise self._transport_error(e) from e
         finally:
             _finish(resp)  # closes it when the answer was cut off at the limit
         if len(body) > limit:
@@ -264,6 +330,11 @@ class KubeApi:
             return jsonlib.loads(body)
         except (ValueError, RecursionError) as e:
             raise ApiBadResponse("answer is not JSON", 200) from e
+
+
+def _seg(value: str) -> str:
+    """One path segment: a name cannot climb to another path."""
+    return quote(value, safe="")
 
 
 def _finish(resp: Any) -> None:
@@ -286,12 +357,6 @@ def _stamps(paths: list[str]) -> tuple[tuple[float, int] | None, ...]:
 
 
 def translate_status(status: int, reason: Any, headers: Any, body: Any) -> ApiError:
-    if status == 0:
-        # The client wraps urllib3's SSLError itself: "SSLError\n[SSL: ...] ...".
-        text = str(reason) if reason else "no answer"
-        if text.startswith("SSLError"):
-            return ApiUnreachable(f"TLS error: {_tail(text.split(chr(10), 1)[-1])}", 0)
-        return ApiUnreachable(text, 0)
     return status_error(status, str(reason) if reason else None, _status_message(body),
                         _retry_after(headers))
 
