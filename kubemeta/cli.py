@@ -28,7 +28,8 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="kubemeta",
         description="Kubernetes metadata for container log records, for rsyslog.")
-    p.add_argument("--version", action="version", version=f"kubemeta {__version__}")
+    p.add_argument("--version", action="store_true",
+                   help="print the versions of kubemeta, Python and each dependency")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     helpers = {
         "mmexternal": "run as rsyslog's mmexternal helper (interface.input=\"fulljson\")",
@@ -63,14 +64,32 @@ def _overrides(ns: argparse.Namespace) -> dict[str, Any]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.version:
+        from kubemeta import internal
+
+        print(f"kubemeta {__version__}")
+        for name, version in internal.versions().items():
+            if name != "kubemeta":
+                print(f"  {name} {version}")
+        return 0
     if args.command in ("mmexternal", "omprog"):
         return _helper(args, args.command)
     if args.command == "enrich":
-        return _enrich(args)
+        return _exit(_enrich(args))
     if args.command == "check":
-        return _check(args)
+        return _exit(_check(args))
     _parser().print_help()
     return 2
+
+
+def _exit(code: int) -> int:
+    """End the process without waiting for daemon threads. A lookup thread may be
+    inside OpenSSL (loading CAs, a handshake) while the interpreter tears OpenSSL
+    down, and crash the process after its answers are out."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    logging.shutdown()
+    os._exit(code)
 
 
 def _helper(args: argparse.Namespace, mode: str) -> int:
@@ -228,6 +247,8 @@ def _check(args: argparse.Namespace) -> int:
     except ConfigError as e:
         print(f"FAIL API client: {e}")
         return 2
+    except Exception as e:
+        return _internal_failure("building the API client", e)
     failed = False
     at = f"at {api.url}"
     checks: list[tuple[str, Callable[[], object]]] = [
@@ -242,6 +263,8 @@ def _check(args: argparse.Namespace) -> int:
         except ConfigError as e:
             print(f"FAIL kubelet client: {e}")
             return 2
+        except Exception as e:
+            return _internal_failure("building the kubelet client", e)
         checks.append((f"get pods from the kubelet at {cfg.kubelet_url}",
                        lambda: list(kubelet.kubelet_pods())))
     if cfg.effective_source() == "watch" and node:
@@ -262,7 +285,22 @@ def _check(args: argparse.Namespace) -> int:
                 continue
             failed = True
             print(f"FAIL {what}: {e.reason}")
+        except Exception as e:
+            return _internal_failure(what, e)
     return 1 if failed else 0
+
+
+def _internal_failure(what: str, e: Exception) -> int:
+    """Not the API's fault: exit 2, with what a bug report needs."""
+    import traceback
+
+    from kubemeta import internal
+
+    print(f"FAIL {what}: internal error {type(e).__name__}: {e}")
+    print("     a bug in kubemeta or a library it cannot work with, not an API problem;")
+    print(f"     please report it with: {internal.versions_line()}")
+    traceback.print_exception(e, file=sys.stdout)
+    return 2
 
 
 def _check_log(cfg: Config) -> str:

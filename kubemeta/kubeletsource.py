@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from kubemeta import internal
 from kubemeta.config import Config
 from kubemeta.errors import ApiError, ApiNotFound
 from kubemeta.kubeapi import ApiSource, KubeApi
@@ -89,8 +90,8 @@ class KubeletSource:
                     self.refresh(force=True)
                 except ApiError:
                     pass  # logged once by the view; the next round tries again
-                except Exception:  # the poller must never die
-                    log.exception("kubelet poller error", extra={"event": "bug"})
+                except Exception as e:  # the poller must never die
+                    internal.report("the kubelet poller", e)
                 stop.wait(self._every)
 
         threading.Thread(target=run, name="kubemeta-kubelet", daemon=True).start()

@@ -24,6 +24,7 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
+from kubemeta import internal
 from kubemeta.errors import ApiError, ApiGone, ApiUnreachable
 from kubemeta.listproto import Listing
 from kubemeta.policy import Backoff
@@ -76,8 +77,8 @@ class Reflector:
             except ApiError as e:
                 self._failed(e)
             except Exception as e:  # nothing may end the loop
-                log.exception("%s: unexpected error", self.what, extra={"event": "bug"})
-                self._failed(ApiError(f"unexpected error: {type(e).__name__}"))
+                internal.report(f"the {self.what} loop", e)
+                self._failed(ApiError(f"internal error: {type(e).__name__}"))
 
     def step(self) -> None:
         """One list, or one watch until it ends. Raises ApiError on failure."""

@@ -34,7 +34,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from kubemeta import jsonlib, sharedview, snapshot
+from kubemeta import internal, jsonlib, sharedview, snapshot
 from kubemeta.errors import ApiError, ApiNotFound, ApiUnreachable
 from kubemeta.schema import NamespaceMeta, PodMeta
 from kubemeta.sharedproto import (
@@ -169,7 +169,7 @@ class Leading:
         try:
             entry = self._store.wait_for(req.kind, key, self._clock() + self._wait)
         except Exception as e:  # never leave a follower without an answer
-            log.exception("answering a follower failed", extra={"event": "bug"})
+            internal.report("answering a follower", e)
             return Answer(req.id, "unavailable", reason=f"leader: {type(e).__name__}")
         if entry is None:
             return Answer(req.id, "unavailable", reason="the leader could not ask the API")

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from kubemeta import internal
 from kubemeta.policy import BreakerState
 
 log = logging.getLogger("kubemeta.stats")
@@ -33,6 +34,7 @@ _HELP = {
     "secondssincelastsuccess": "seconds since the API last answered (-1: never)",
     "lookupspending": "lookups waiting for the API",
     "apirequests": "API requests by HTTP status (0: no answer)",
+    "internalerrors": "internal errors: bugs or an unusable library, not API outages",
 }
 
 
@@ -47,6 +49,7 @@ def snapshot(store: Any, now: float) -> dict[str, Any]:
     out["breakerstate"] = _BREAKER[store.breaker_state()]
     last = store.last_success
     out["secondssincelastsuccess"] = -1 if last is None else round(now - last, 1)
+    out["internalerrors"] = internal.ERRORS.count
     out["apirequests"] = dict(c.apirequests)
     return out
 

@@ -25,7 +25,8 @@ from typing import Any, Generic, TypeVar
 
 from cachetools import LRUCache
 
-from kubemeta.errors import ApiError, ApiNotFound, ApiUnauthorized
+from kubemeta import internal
+from kubemeta.errors import ApiError, ApiNotFound, ApiUnauthorized, ConfigError
 from kubemeta.identify import PodRef
 from kubemeta.policy import Backoff, BreakerState
 from kubemeta.scheduler import Change, LookupScheduler
@@ -305,8 +306,8 @@ class MetadataStore:
         while not self.stopped.is_set():
             try:
                 self._dispatch_one()
-            except Exception:  # the dispatcher must never die
-                log.exception("lookup dispatcher error", extra={"event": "bug"})
+            except Exception as e:  # the dispatcher must never die
+                internal.report("the lookup dispatcher", e)
                 time.sleep(1.0)
 
     def _dispatch_one(self) -> None:
@@ -332,8 +333,8 @@ class MetadataStore:
                 return
             try:
                 self._run(key)
-            except Exception:  # a worker must never die
-                log.exception("lookup of %s failed unexpectedly", key, extra={"event": "bug"})
+            except Exception as e:  # a worker must never die
+                internal.report("a lookup worker", e)
                 with self._wake:
                     self._sched.dropped(key)
                     self._release(key)
@@ -348,8 +349,11 @@ class MetadataStore:
         try:
             self._source = self._factory()
         except Exception as e:  # ConfigError, or a client that cannot even be built
-            log.error("cannot use the Kubernetes API: %s; answering with file-name fields only",
-                      e, extra={"event": "config_error"})
+            if isinstance(e, ConfigError):
+                log.error("cannot use the Kubernetes API: %s; answering with file-name fields "
+                          "only", e, extra={"event": "config_error"})
+            else:
+                internal.report("building the API client", e)
             with self._lock:
                 self._broken = True
                 for ev in self._inflight.values():
@@ -388,6 +392,11 @@ class MetadataStore:
             self.counters.apirequests["200"] += 1
             self._count(kind, "error")
             self._unusable(key, str(e))
+        except Exception as e:  # a bug, or a library kubemeta cannot work with
+            internal.report("a lookup", e)
+            self._count(kind, "error")
+            # Paced like a failure (backoff, breaker), so lines stop waiting for it.
+            self._failed(key, ApiError(f"internal error: {type(e).__name__}"), internal=True)
         else:
             self.counters.apirequests["200"] += 1
             self._count(kind, "success")
@@ -431,7 +440,7 @@ class MetadataStore:
         if change is Change.RECOVERED:
             self._log_recovery(now, pending)
 
-    def _failed(self, key: Any, e: ApiError) -> None:
+    def _failed(self, key: Any, e: ApiError, internal: bool = False) -> None:
         now = self._clock()
         with self._wake:
             had = (self._pods.get(key[1]) if key[0] == "pod" else self._nss.get(key[1]))
@@ -445,7 +454,7 @@ class MetadataStore:
                     ev.set()
                     self._inflight[k] = threading.Event()
             self._wake.notify()
-        if change is Change.OPENED:
+        if change is Change.OPENED and not internal:  # internal.report said what it is
             c = self.counters
             self._outage = (now, c.linesstale, c.linesfilenameonly)
             log.warning("Kubernetes API unavailable: %s; serving cached metadata", e.reason,

@@ -24,11 +24,11 @@ class FakeSource:
 
     def __init__(self, pods: dict[tuple[str, str], PodMeta] | None = None,
                  namespaces: dict[str, NamespaceMeta] | None = None,
-                 fail_times: int = 0, error: ApiError | None = None) -> None:
+                 fail_times: int = 0, error: Exception | None = None) -> None:
         self.pods = pods or {}
         self.namespaces = namespaces or {}
         self.fail_times = fail_times
-        self.error = error or ApiError("503 Service Unavailable", 503)
+        self.error: Exception = error or ApiError("503 Service Unavailable", 503)
         self.calls: list[tuple[str, object]] = []
         self.unauthorized = 0
         self.gate: threading.Event | None = None  # when set, requests block until it is
@@ -61,3 +61,4 @@ class FakeSource:
 
     def on_unauthorized(self) -> None:
         self.unauthorized += 1
+

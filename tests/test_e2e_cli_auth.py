@@ -160,7 +160,48 @@ def test_check_config_only_validates_without_contacting_or_writing(tmp_path: Pat
     assert "FAIL config: node_nmae: unknown key" in out.stdout
 
 
-def test_version() -> None:
+def test_version_names_each_dependency_for_bug_reports() -> None:
     out = subprocess.run([str(KUBEMETA_BIN), "--version"], capture_output=True, text=True,
                          timeout=60, check=True)
     assert out.stdout.startswith("kubemeta ")
+    names = [line.split()[0] for line in out.stdout.splitlines()[1:]]
+    assert names == ["Python", "kubernetes", "urllib3", "cachetools", "tenacity", "PyYAML",
+                     "orjson", "systemd-python"]
+
+
+def incompatible_client(tmp: Path) -> dict[str, str]:
+    """An environment whose ``kubernetes`` package is a release kubemeta was not made
+    for: its kubeconfig loader takes other arguments, as call_api did in 37."""
+    pkg = tmp / "site" / "kubernetes"
+    (pkg / "config").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "client.py").write_text("class Configuration:\n    pass\n")
+    (pkg / "config" / "__init__.py").write_text(
+        "class ConfigException(Exception):\n    pass\n\n\n"
+        "def load_kube_config(config_file=None, context=None, *, client_config=None):\n"
+        "    raise ConfigException('not reached')\n")
+    return {"PYTHONPATH": str(tmp / "site"), "PATH": "/usr/bin:/bin"}
+
+
+def test_an_incompatible_client_library_is_an_internal_error_not_an_outage(
+        tmp_path: Path, world: ApiEmulator) -> None:
+    kc = tmp_path / "kubeconfig"
+    kc.write_text(yaml.safe_dump({"apiVersion": "v1", "kind": "Config", "clusters": [],
+                                  "users": [], "contexts": []}))
+    cfg = plain_config(tmp_path, world, kubeconfig=str(kc))
+    env = incompatible_client(tmp_path)
+    out = subprocess.run([str(KUBEMETA_BIN), "enrich", "--config", str(cfg)],
+                         input=line_for("web-1"), capture_output=True, timeout=60, env=env)
+    assert out.returncode == 0, out.stderr
+    reply = json.loads(out.stdout)  # answered, with file-name fields
+    assert reply["$!"]["kubernetes"]["pod_name"] == "web-1"
+    assert "labels" not in reply["$!"]["kubernetes"]
+    err = out.stderr.decode()
+    assert "CRITICAL internal error in building the API client: TypeError" in err
+    assert "client_configuration" in err and "kubernetes " in err  # what and which versions
+    assert "unavailable" not in err
+    out = subprocess.run([str(KUBEMETA_BIN), "check", "--config", str(cfg)],
+                         capture_output=True, text=True, timeout=60, env=env)
+    assert out.returncode == 2, out.stdout
+    assert "FAIL building the API client: internal error TypeError" in out.stdout
+    assert "not an API problem" in out.stdout

@@ -195,6 +195,6 @@ def test_the_loop_survives_anything_and_jitters_its_start() -> None:
                   sleep=sleeps.append, rng=random.Random(7), start_jitter=10.0)
     r.run(stop)
     assert 0 <= sleeps[0] <= 10.0  # the jittered start
-    assert view.log[:2] == ["stale unexpected error: RuntimeError",
+    assert view.log[:2] == ["stale internal error: RuntimeError",
                             "stale list answer has no resourceVersion"]
     assert view.log[2:] == ["replace 0", "live"]

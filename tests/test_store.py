@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -7,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from kubemeta import internal, stats
 from kubemeta.errors import ApiError, ApiUnauthorized, ConfigError
 from kubemeta.identify import PodRef
 from kubemeta.policy import Backoff, BreakerState
@@ -343,3 +345,31 @@ def test_a_lazy_store_builds_its_source_only_when_a_lookup_needs_it(clock: FakeC
     pe, _ = store.lookup(REF._replace(pod="web-2"), clock() + 5, clock())
     assert len(built) == 1 and built[0].calls == [("pod", ("shop", "web-2"))]
     store.stop()
+
+
+def test_a_bug_in_the_client_is_an_internal_error_not_an_outage(
+        clock: FakeClock, caplog: pytest.LogCaptureFixture) -> None:
+    # What kubernetes 37's changed call_api did to every request.
+    bug = TypeError("ApiClient.call_api() got an unexpected keyword argument 'path_params'")
+    src = FakeSource({("shop", "web-1"): POD}, {"shop": NS}, fail_times=10**6, error=bug)
+    before = internal.ERRORS.count
+    with caplog.at_level(logging.DEBUG, logger="kubemeta"):
+        store = make(src, clock)
+        assert store.lookup(REF, clock() + 10) == (None, None)  # answered all the same
+        until(lambda: store.breaker_state() is BreakerState.OPEN)  # lines stop waiting
+        for _ in range(3):
+            clock.advance(60.0)
+            store.poke()
+            assert store.lookup(REF, clock() + 10) == (None, None)
+        until(lambda: len(src.calls) >= 3)  # the probes went out, and failed the same way
+        until(lambda: any(r.levelno == logging.CRITICAL for r in caplog.records))
+        store.stop()
+    assert internal.ERRORS.count - before >= 3
+    assert stats.snapshot(store, clock())["internalerrors"] == internal.ERRORS.count
+    critical = [r for r in caplog.records if r.levelno == logging.CRITICAL]
+    assert len(critical) == 1, [r.getMessage() for r in critical]  # once, not per request
+    text = critical[0].getMessage()
+    assert "internal error in a lookup: TypeError" in text and "path_params" in text
+    assert "kubernetes " in text and "urllib3 " in text and "Python " in text  # versions
+    assert critical[0].exc_info is not None  # the traceback
+    assert not any("unavailable" in r.getMessage() for r in caplog.records)

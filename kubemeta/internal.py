@@ -1,0 +1,81 @@
+"""Internal errors: a bug in kubemeta or a library it cannot work with, never an outage.
+
+An exception that is not one of kubemeta's own errors (a TypeError, an
+AttributeError, an ImportError, a library answering in an unexpected shape) is
+reported here: logged at CRITICAL once per place and type, with its traceback
+and the versions of kubemeta, Python and each dependency, and counted
+(``internalerrors``). The caller goes on; lines are answered with what is
+known. Calling it "API unavailable" would send an operator after a healthy API.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import platform
+import threading
+from importlib import metadata
+
+from kubemeta import __version__
+
+log = logging.getLogger("kubemeta.internal")
+
+# Distribution names, as pip and Debian's packages register them.
+DEPENDENCIES = ("kubernetes", "urllib3", "cachetools", "tenacity", "PyYAML", "orjson",
+                "systemd-python")
+
+
+@functools.cache
+def versions() -> dict[str, str]:
+    """kubemeta's, Python's and each dependency's version ("absent" if not installed)."""
+    out = {"kubemeta": __version__, "Python": platform.python_version()}
+    for name in DEPENDENCIES:  # importlib.metadata reads files: once per process
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "absent"
+        except Exception:  # a broken installation's metadata: still report the rest
+            out[name] = "unknown"
+    return out
+
+
+def versions_line() -> str:
+    return ", ".join(f"{k} {v}" for k, v in versions().items())
+
+
+class InternalErrors:
+    """How many internal errors there were, and what the last one was."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._seen: set[tuple[str, str]] = set()
+        self.count = 0
+        self.last: str | None = None
+
+    def report(self, where: str, exc: BaseException) -> None:
+        kind = type(exc).__name__
+        text = str(exc)
+        if len(text) > 300:
+            text = text[:300] + "..."
+        with self._lock:
+            self.count += 1
+            self.last = f"{where}: {kind}: {text}"
+            first = (where, kind) not in self._seen
+            if first and len(self._seen) < 1000:
+                self._seen.add((where, kind))
+        if first:
+            log.critical("internal error in %s: %s: %s. This is a bug in kubemeta or a library "
+                         "it cannot work with, not an API outage; lines are answered with what "
+                         "is known. Please report it with this message (%s)", where, kind, text,
+                         versions_line(), exc_info=exc,
+                         extra={"event": "internal_error", "where": where, "error": kind})
+        else:
+            log.debug("internal error in %s again: %s: %s", where, kind, text)
+
+
+# One per process, like its log: every thread's internal errors count here.
+ERRORS = InternalErrors()
+
+
+def report(where: str, exc: BaseException) -> None:
+    ERRORS.report(where, exc)
