@@ -113,6 +113,10 @@ class Rsyslog:
                 stdin=subprocess.DEVNULL, stdout=err, stderr=err, env={})
         return self
 
+    def helpers(self, mode: str = "mmexternal", binary: Path = KUBEMETA_BIN) -> list[int]:
+        """The kubemeta helpers this rsyslogd runs."""
+        return helper_pids(self.proc.pid, binary, mode) if self.proc is not None else []
+
     def stop(self) -> None:
         if self.proc is None:
             return
@@ -184,16 +188,21 @@ def write_lines(path: Path, lines: Iterable[str]) -> None:
             f.write(line)
 
 
-def helper_pids(binary: Path = KUBEMETA_BIN, mode: str = "mmexternal") -> list[int]:
-    """kubemeta helper processes running from ``binary`` in ``mode``."""
+def helper_pids(parent: int, binary: Path = KUBEMETA_BIN, mode: str = "mmexternal") -> list[int]:
+    """The kubemeta helpers in ``mode`` that process ``parent`` (an rsyslogd of the
+    test's own) runs from ``binary``: never another test's, or the machine's."""
     pids = []
     for d in Path("/proc").iterdir():
         if not d.name.isdigit():
             continue
         try:
+            status = (d / "status").read_text()
+            ppid = int(status.split("\nPPid:", 1)[1].split(None, 1)[0])
+            if ppid != parent:
+                continue
             cmd = (d / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
+        except (OSError, IndexError, ValueError):
+            continue  # it just exited
         if mode.encode() in cmd and any(str(binary).encode() in c for c in cmd):
             pids.append(int(d.name))
     return pids

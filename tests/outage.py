@@ -17,7 +17,6 @@ from harness import (
     Rsyslog,
     container_log,
     docker_line,
-    helper_pids,
     kubemeta_config,
     shipped_snippet,
 )
@@ -124,8 +123,8 @@ def run(tmp: Path, emu: ApiEmulator, token_file: Path, timeline: list[tuple[str,
         writer.start()
         if start_phase == "ok":
             _until(lambda: all(_labelled(tail, k) for k in files), 30, "warm-up")
-        _until(helper_pids, 30, "rsyslog to start kubemeta")
-        pids_before = helper_pids()
+        _until(rs.helpers, 30, "rsyslog to start kubemeta")
+        pids_before = rs.helpers()
         # The outage begins; then a pod is created: the API knows it, kubemeta cannot ask.
         t = emu.play([*timeline, ("ok", 0)])
         _until(lambda: timeline[0][0] in emu.phase_started, 10, "the outage")
@@ -141,7 +140,7 @@ def run(tmp: Path, emu: ApiEmulator, token_file: Path, timeline: list[tuple[str,
         writer.join()
         total = sum(writer.written.values())
         _until(lambda: len(tail.records) >= total, 60, "drain")
-        pids_after = helper_pids()
+        pids_after = rs.helpers()
         tail.stop.set()
         tail.join()
     stats = []

@@ -21,7 +21,6 @@ from harness import (
     cri_line,
     docker_line,
     enriched_socket,
-    helper_pids,
     kubemeta_config,
     shipped_snippet,
     write_lines,
@@ -72,7 +71,7 @@ def test_both_runtimes_enriched_through_the_sink(tmp_path: Path, emulator: ApiEm
         recs = rs.wait_records(3)
         time.sleep(0.5)
         recs = rs.records()
-        assert helper_pids(mode="omprog")
+        assert rs.helpers("omprog")
     assert len(recs) == 3
     by_log = {r["log"]: r for r in recs}
     assert by_log["big " + "x" * 40000 + "\n"]["stream"] == "stderr"
@@ -94,7 +93,7 @@ def test_kubemeta_killed_mid_stream_delivers_every_line(tmp_path: Path, emulator
         stream.start()
         for _ in range(3):
             rs.wait_records(len(rs.records()) + 100, timeout=60)
-            for pid in helper_pids(mode="omprog"):
+            for pid in rs.helpers("omprog"):
                 os.kill(pid, signal.SIGKILL)
                 killed += 1
         time.sleep(0.5)
@@ -140,7 +139,7 @@ def test_consumer_socket_closed_and_reopened(tmp_path: Path, emulator: ApiEmulat
                 break
             time.sleep(0.1)
         log = (tmp_path / "kubemeta.log").read_text()
-        pids = helper_pids(mode="omprog")
+        pids = rs.helpers("omprog")
     assert set(got) == set(range(stream.n)), f"lost {sorted(set(range(stream.n)) - set(got))}"
     dups = sum(n - 1 for n in got.values())
     print(f"\nconsumer closed 3 times; {stream.n} lines; {dups} duplicates")

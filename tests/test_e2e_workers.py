@@ -23,7 +23,6 @@ from harness import (
     Rsyslog,
     container_log,
     docker_line,
-    helper_pids,
     kubemeta_config,
     shipped_snippet,
     write_lines,
@@ -33,14 +32,18 @@ PODS = 12
 
 
 def helpers_of(cfg: Path) -> list[int]:
-    """The kubemeta helpers running with this config (not another test's leftovers)."""
+    """The kubemeta helpers running with this test's config, wherever their parent
+    is: a helper orphaned by rsyslog counts too (another test's never does)."""
     out = []
-    for pid in helper_pids(KUBEMETA_BIN):
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
         try:
-            if str(cfg).encode() in Path(f"/proc/{pid}/cmdline").read_bytes():
-                out.append(pid)
+            cmd = (d / "cmdline").read_bytes().split(b"\0")
         except OSError:
-            pass  # it just exited
+            continue  # it just exited
+        if str(KUBEMETA_BIN).encode() in cmd[:2] and str(cfg).encode() in cmd:
+            out.append(int(d.name))
     return out
 
 
