@@ -75,6 +75,12 @@ class Breaker:
         failures = self.failures + 1
         if self.state is BreakerState.CLOSED and failures < threshold:
             return dataclasses.replace(self, failures=failures, reason=reason, status=status)
+        if self.state is BreakerState.OPEN:
+            # A request already out when the breaker opened: not a failed probe,
+            # so the backoff does not grow (a Retry-After still counts).
+            return dataclasses.replace(
+                self, failures=failures, reason=reason, status=status,
+                probe_at=max(self.probe_at, now + (retry_after or 0.0)))
         attempt = self.attempt + 1 if self.state is not BreakerState.CLOSED else 1
         wait = max(backoff.delay(attempt), retry_after or 0.0)
         opened_at = self.opened_at if self.state is not BreakerState.CLOSED else now

@@ -61,6 +61,14 @@ def test_probes_back_off_and_success_closes() -> None:
     assert b.start_probe().on_success() == Breaker()
 
 
+def test_requests_already_out_when_it_opened_do_not_grow_the_backoff() -> None:
+    opened = fail(fail(Breaker(), 0.0), 0.0)
+    late = fail(fail(opened, 0.5), 0.6)  # the other workers' requests, failing after
+    assert late.attempt == opened.attempt and late.probe_at == opened.probe_at
+    assert late.failures == 4 and late.state is BreakerState.OPEN
+    assert fail(opened, 0.5, retry_after=60.0).probe_at == pytest.approx(60.5)
+
+
 def test_retry_after_is_a_floor_for_the_next_probe() -> None:
     b = fail(fail(Breaker(), 0.0), 10.0, retry_after=120.0)
     assert b.probe_at == pytest.approx(130.0)
