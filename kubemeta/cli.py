@@ -148,7 +148,7 @@ def _helper(args: argparse.Namespace, mode: str) -> int:
     enricher = build_enricher(cfg, store, shared=helper.shared if helper else None)
     if mode == "omprog":
         writer = build_sink_writer(cfg)
-        server = PipeServer(OmprogResponder(enricher, writer, cfg.transaction_max_bytes), framer,
+        server = PipeServer(OmprogResponder(enricher, writer), framer,
                             greeting=b"OK\n", on_hup=writer.request_reopen)
         where = f"; sink {writer.sink}"
     else:

@@ -122,7 +122,7 @@ class Config:
     sink_timeout: float = 5.0
     sink_retry_initial: float = 0.2
     sink_retry_max: float = 5.0
-    transaction_max_bytes: int = 4 * 1024 * 1024
+    transaction_max_bytes: int = 4 * 1024 * 1024  # no longer used; existing configs load
     # -- input safety --
     max_line_bytes: int = 8 * 1024 * 1024
 

@@ -1,15 +1,18 @@
 """rsyslog's omprog protocol with confirmMessages: sans-IO, frames in, steps out.
 
 rsyslog writes one record per line and waits for one status line per record:
-``OK``, or inside a transaction ``DEFER_COMMIT`` (buffered, not yet safe) and
-``PREVIOUS_COMMITTED`` (everything before this record is safe). Any other line
-suspends the action; rsyslog then resends everything not yet confirmed. So a
-status may only say a record is safe once the sink has taken it.
+``OK``, or inside a transaction ``DEFER_COMMIT`` and ``PREVIOUS_COMMITTED``.
+Any other line suspends the action; rsyslog then restarts or retries the helper.
 
-Inside a transaction the enriched lines are buffered and written in one go at
-COMMIT: a failure before the commit writes nothing, so the resend duplicates
-nothing. A buffer that would outgrow its bound is written early and the record
-that did not fit is answered PREVIOUS_COMMITTED.
+A status may only be given once the record's line is in the sink, inside a
+transaction too. When a helper dies in the middle of a transaction, rsyslog
+(action.c, 8.2302 and 8.2504 alike) restarts it, begins a new transaction and
+sends again the record that was in flight, but not the records before it that
+were answered DEFER_COMMIT: a line held back for the commit would be lost. So
+every record is written when it arrives, and DEFER_COMMIT means "written".
+Delivery is at least once: a helper killed after writing a record and before
+answering has that record sent again, and a failed commit has rsyslog send the
+whole batch again, record by record.
 """
 
 from __future__ import annotations
@@ -23,14 +26,13 @@ BEGIN = b"BEGIN TRANSACTION"
 COMMIT = b"COMMIT TRANSACTION"
 OK = "OK"
 DEFER = "DEFER_COMMIT"
-PREVIOUS = "PREVIOUS_COMMITTED"
 
 
 @dataclass(frozen=True)
 class Step:
     """What to do for one input line: write ``data`` (if any) to the sink, then
-    answer ``status``; if the write fails, answer with an error instead and
-    call ``OmprogSession.failed``."""
+    answer ``status``; if the write fails, answer with an error instead, and
+    rsyslog sends the record again."""
 
     data: bytes | None
     status: str
@@ -40,12 +42,9 @@ class OmprogSession:
     """The transaction state of one omprog child. ``enrich`` maps a frame to the
     line the sink gets (None: nothing to write)."""
 
-    def __init__(self, enrich: Callable[[Frame], bytes | None], max_batch: int) -> None:
+    def __init__(self, enrich: Callable[[Frame], bytes | None]) -> None:
         self._enrich = enrich
-        self._max = max_batch
         self._in_txn = False
-        self._buf: list[bytes] = []
-        self._size = 0
 
     @property
     def in_transaction(self) -> bool:
@@ -53,34 +52,11 @@ class OmprogSession:
 
     def step(self, frame: Frame) -> Step:
         if frame == BEGIN:
-            # A BEGIN inside a transaction means rsyslog gave up on the last one
-            # and will resend it: what we buffered for it must not be written.
-            self._reset()
+            # A BEGIN inside a transaction means rsyslog gave up on the last one;
+            # what it sends again was written already, and comes out twice.
             self._in_txn = True
             return Step(None, OK)
         if frame == COMMIT:
-            data = b"".join(self._buf) if self._buf else None
-            self._reset()
-            return Step(data, OK)
-        line = self._enrich(frame)
-        if not self._in_txn:
-            return Step(line, OK)
-        if line is None:
-            return Step(None, DEFER)
-        if self._buf and self._size + len(line) > self._max:
-            data = b"".join(self._buf)
-            self._buf, self._size = [line], len(line)
-            return Step(data, PREVIOUS)
-        self._buf.append(line)
-        self._size += len(line)
-        return Step(None, DEFER)
-
-    def failed(self) -> None:
-        """The sink did not take a step's data: rsyslog will resend all unconfirmed
-        records of this transaction, so drop ours rather than write them twice."""
-        self._reset()
-
-    def _reset(self) -> None:
-        self._in_txn = False
-        self._buf = []
-        self._size = 0
+            self._in_txn = False
+            return Step(None, OK)  # every record of it is in the sink already
+        return Step(self._enrich(frame), DEFER if self._in_txn else OK)

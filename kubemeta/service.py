@@ -248,8 +248,8 @@ class PipeServer:
 class OmprogResponder:
     """omprog mode: enrich, hand the sink what the protocol says, answer with a status."""
 
-    def __init__(self, enricher: Enricher, writer: SinkWriter, max_batch: int) -> None:
-        self._session = OmprogSession(enricher.enriched, max_batch)
+    def __init__(self, enricher: Enricher, writer: SinkWriter) -> None:
+        self._session = OmprogSession(enricher.enriched)
         self._writer = writer
         self._counters = enricher.counters
 
@@ -259,7 +259,6 @@ class OmprogResponder:
             try:
                 self._writer.write(step.data)
             except SinkError as e:
-                self._session.failed()
                 self._counters.sinkfailures += 1
                 # One line, no newline inside: omprog reads exactly one.
                 return f"Error: {e}".replace("\n", " ").encode("utf-8", "replace")[:1000] + b"\n"

@@ -57,7 +57,7 @@ bookworm_suite() {
 
 stage "lint and types" bash -c "
     '$VENV/bin/ruff' check kubemeta tests scripts bench
-    MYPYPATH=tests '$VENV/bin/mypy' kubemeta bench/bench.py bench/trivial.py bench/reference.py"
+    MYPYPATH=tests '$VENV/bin/mypy' kubemeta bench/bench.py bench/trivial.py bench/reference.py bench/omprog.py"
 stage "bookworm: Debian's libraries" bookworm_suite
 stage "PyPI: the newest libraries, clean virtualenv" ./scripts/pypi-test.sh
 stage "bookworm .deb: build, lintian, install, test, upgrade, purge, Puppet" \

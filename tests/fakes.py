@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 from kubemeta.errors import ApiError, ApiNotFound
 from kubemeta.schema import NamespaceMeta, PodMeta
@@ -62,3 +63,85 @@ class FakeSource:
     def on_unauthorized(self) -> None:
         self.unauthorized += 1
 
+
+class FakeRsyslogOmprog:
+    """rsyslog's omprog action with confirmMessages="on", driving a helper the way
+    action.c (8.2302 and 8.2504) drives an old-style transactional output module:
+    actionPrepare begins a transaction on a ready action, doTransaction sends the
+    batch's records and, when one is not confirmed, restarts the helper and sends
+    that record again (not the ones before it), and actionCommit retries a batch
+    whose commit failed record by record. ``new_child`` makes a helper: a callable
+    from a frame to its status line. The helper dies while handling frame number
+    ``kill_at`` (counting every frame sent), before it acts on it or, with
+    ``kill_after``, after it acted but before its status is read."""
+
+    def __init__(self, new_child: Callable[[], Callable[[bytes], bytes]],
+                 use_transactions: bool, kill_at: int | None = None,
+                 kill_after: bool = False) -> None:
+        self._new_child = new_child
+        self._tx = use_transactions
+        self._child: Callable[[bytes], bytes] | None = new_child()
+        self._state = "RDY"
+        self.kill_at = kill_at
+        self.kill_after = kill_after
+        self.sent = 0
+        self.restarts = 0
+
+    def _send(self, frame: bytes) -> str:
+        """The status, or SUSPENDED when the helper is dead or says anything else."""
+        if self._child is None:
+            return "SUSPENDED"  # EPIPE: the child is gone
+        n, self.sent = self.sent, self.sent + 1
+        if n == self.kill_at and not self.kill_after:
+            self._child = None
+            return "SUSPENDED"
+        status = self._child(frame).rstrip(b"\n").decode()
+        if n == self.kill_at:
+            self._child = None
+            return "SUSPENDED"  # read() returned 0: terminated
+        return status if status in ("OK", "DEFER_COMMIT", "PREVIOUS_COMMITTED") else "SUSPENDED"
+
+    def _prepare(self) -> None:
+        if self._state == "RTRY":  # tryResume: omprog starts a new child
+            self._child = self._new_child()
+            self.restarts += 1
+            self._state = "RDY"
+        if self._state == "RDY":
+            if self._tx and self._send(b"BEGIN TRANSACTION") != "OK":
+                self._state = "RTRY"
+                return
+            self._state = "ITX"
+
+    def _do_transaction(self, batch: list[bytes]) -> None:
+        i = 0
+        while i < len(batch):
+            self._prepare()
+            if self._state != "ITX":
+                continue  # still suspended: the same record again
+            status = self._send(batch[i])
+            if status == "SUSPENDED":
+                self._state = "RTRY"
+                continue  # "--i; we need to re-submit": this record, not those before
+            if status == "OK":
+                self._state = "RDY"  # actionCommitted
+            i += 1
+
+    def _try_commit(self, batch: list[bytes]) -> bool:
+        self._prepare()
+        self._do_transaction(batch)
+        if self._state == "ITX":
+            if self._tx and self._send(b"COMMIT TRANSACTION") != "OK":
+                self._state = "RTRY"
+                return False
+            self._state = "RDY"
+        return self._state == "RDY"
+
+    def commit(self, batch: list[bytes]) -> None:
+        """actionCommit: one batch of the action queue, until it is committed."""
+        if self._try_commit(batch):
+            return
+        remaining = batch
+        if len(batch) > 1:  # actionTryRemoveHardErrorsFromBatch
+            remaining = [r for r in batch if not self._try_commit([r])]
+        while remaining and not self._try_commit(remaining):
+            pass
