@@ -62,6 +62,8 @@ class StoreView:
             self.synced = True
             log.info("%s: listed %d, now %s", self.what, len(entries), self._verb,
                      extra={"event": "watch_synced", "objects": len(entries)})
+        else:
+            log.debug("%s: listed %d again", self.what, len(entries))
         self.live()
         return entries
 
@@ -74,6 +76,9 @@ class StoreView:
             self._store.forget_watched(self._kind, key)
         else:
             self._store.put_watched(self._kind, key, meta)
+        # Events are few (changes, not lines); their trace shows when one took effect.
+        log.debug("%s: %s %s applied", self.what, event.type,
+                  "/".join(key) if isinstance(key, tuple) else key)
 
     def stale(self, why: ApiError) -> None:
         self._store.list_over(self._kind)

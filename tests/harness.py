@@ -182,6 +182,20 @@ def container_log(tmp: Path, namespace: str, pod: str, container: str,
     return d / f"{pod}_{namespace}_{container}-{cid}.log"
 
 
+def wait_log(log: Path, text: str, count: int = 1, timeout: float = 30.0) -> None:
+    """Until the helper's own log says ``text`` ``count`` times: what the helper did,
+    not a guess of how long it takes."""
+    end = time.monotonic() + timeout
+    while True:
+        seen = log.read_text(errors="replace").count(text) if log.exists() else 0
+        if seen >= count:
+            return
+        if time.monotonic() > end:
+            raise AssertionError(f"{text!r} {seen} times, not {count}, within {timeout} s: "
+                                 f"{log.read_text()[-2000:] if log.exists() else 'no log'}")
+        time.sleep(0.05)
+
+
 def write_lines(path: Path, lines: Iterable[str]) -> None:
     with open(path, "a", encoding="utf-8") as f:
         for line in lines:

@@ -22,6 +22,7 @@ from harness import (
     docker_line,
     kubemeta_config,
     shipped_snippet,
+    wait_log,
     write_lines,
 )
 
@@ -69,7 +70,8 @@ def test_labels_follow_modified_events_without_gets(tmp_path: Path, emulator: Ap
         emulator.reset_counters()
         emulator.world.apply(make_pod("shop", "web-1", {"app": "web", "v": "2"}))
         emulator.world.apply(make_namespace("shop", {"team": "checkout"}))
-        time.sleep(0.5)  # the events travel the open watches
+        wait_log(tmp_path / "kubemeta.log", "pods on node node-1: MODIFIED shop/web-1 applied")
+        wait_log(tmp_path / "kubemeta.log", "namespaces: MODIFIED shop applied")
         write_lines(log, [docker_line("second")])
         recs = rs.wait_records(2)
     assert recs[1]["kubernetes"]["labels"] == {"app": "web", "v": "2"}
@@ -138,7 +140,7 @@ def test_expired_history_lists_again(tmp_path: Path, emulator: ApiEmulator,
         while emulator.world.by_kind["pod_list"] < 2:
             assert time.monotonic() < end, emulator.world.by_kind
             time.sleep(0.1)
-        time.sleep(0.5)
+        wait_log(tmp_path / "kubemeta.log", "pods on node node-1: listed 1 again")
         write_lines(log, [docker_line("after")])
         recs = rs.wait_records(2)
     assert recs[1]["kubernetes"]["labels"] == {"app": "web", "v": "2"}
@@ -153,11 +155,14 @@ def test_deleted_and_recreated_pods_keep_their_own_metadata(
         emulator.world.apply(make_pod("shop", "job-1", {"job": "backup"}))
         # A StatefulSet's pod is deleted and made again under the same name.
         emulator.world.apply(make_pod("shop", "db-0", {"gen": "1"}, uid="uid-db-gen1"))
-        time.sleep(1.0)  # the ADDED events reach the helper
+        log = tmp_path / "kubemeta.log"
+        wait_log(log, "pods on node node-1: ADDED shop/job-1 applied")
+        wait_log(log, "pods on node node-1: ADDED shop/db-0 applied")
         emulator.world.delete("Pod", "shop", "job-1")
         emulator.world.delete("Pod", "shop", "db-0")
         emulator.world.apply(make_pod("shop", "db-0", {"gen": "2"}, uid="uid-db-gen2"))
-        time.sleep(1.0)
+        wait_log(log, "pods on node node-1: DELETED shop/job-1 applied")
+        wait_log(log, "pods on node node-1: ADDED shop/db-0 applied", count=2)
         write_lines(container_log(tmp_path, "shop", "job-1", "app"),
                     [docker_line("job line")])
         write_lines(container_log(tmp_path, "shop", "db-0", "app", "uid-db-gen1"),
