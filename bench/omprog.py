@@ -20,9 +20,10 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "devel"))  # the API emulator
 
-from kubemeta.emulator import ApiEmulator, make_namespace, make_pod
-from kubemeta.emulator.pki import make_pki
+from apiemulator import ApiEmulator, make_namespace, make_pod
+from apiemulator.pki import make_pki
 
 from harness import (
     OMPROG,

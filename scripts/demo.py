@@ -11,9 +11,10 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(REPO / "devel"))  # the API emulator
 
-from kubemeta.emulator import ApiEmulator, make_namespace, make_pod  # noqa: E402
-from kubemeta.emulator.pki import make_pki  # noqa: E402
+from apiemulator import ApiEmulator, make_namespace, make_pod  # noqa: E402
+from apiemulator.pki import make_pki  # noqa: E402
 
 from harness import (  # noqa: E402
     CRI,

@@ -34,11 +34,13 @@ try:  # the installed kubemeta (a venv's, or the Debian package's), else the che
     import kubemeta  # noqa: F401
 except ImportError:
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+# The API emulator is a development package of the repository, never installed.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "devel"))
 
+from apiemulator import ApiEmulator, make_namespace, make_pod
+from apiemulator.objects import container_id
+from apiemulator.pki import make_pki
 from kubemeta.config import Config
-from kubemeta.emulator import ApiEmulator, make_namespace, make_pod
-from kubemeta.emulator.objects import container_id
-from kubemeta.emulator.pki import make_pki
 from kubemeta.identify import PodRef
 from kubemeta.service import build_store, start_watches
 from kubemeta.store import MetadataStore

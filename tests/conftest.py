@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 import kubemeta
-from kubemeta.emulator import ApiEmulator
-from kubemeta.emulator.pki import Pki, make_pki
+from apiemulator import ApiEmulator
+from apiemulator.pki import Pki, make_pki
 
 from harness import INSTALLED, REPO
 

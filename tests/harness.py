@@ -18,8 +18,8 @@ from typing import Any
 
 import yaml
 
+from apiemulator.objects import container_id
 from kubemeta import config
-from kubemeta.emulator.objects import container_id
 
 REPO = Path(__file__).resolve().parent.parent
 # KUBEMETA_INSTALLED=1 (the Debian package's autopkgtest) points the suite at the

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from kubemeta.emulator import ApiEmulator, make_namespace, make_pod
+from apiemulator import ApiEmulator, make_namespace, make_pod
 
 from harness import (
     OMPROG,

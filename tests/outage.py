@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kubemeta.emulator import ApiEmulator, make_namespace, make_pod
+from apiemulator import ApiEmulator, make_namespace, make_pod
 
 from harness import (
     Rsyslog,

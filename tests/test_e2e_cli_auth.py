@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 import yaml
 
-from kubemeta.emulator import ApiEmulator, make_namespace, make_pod
-from kubemeta.emulator.objects import container_id
+from apiemulator import ApiEmulator, make_namespace, make_pod
+from apiemulator.objects import container_id
 
 from conftest import TOKEN
 from harness import KUBEMETA_BIN, fulljson, kubemeta_config

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from kubemeta.emulator import ApiEmulator, make_namespace, make_pod
+from apiemulator import ApiEmulator, make_namespace, make_pod
 
 from harness import (
     Rsyslog,

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from kubemeta.emulator import ApiEmulator, make_namespace, make_pod
-from kubemeta.emulator.objects import container_id
+from apiemulator import ApiEmulator, make_namespace, make_pod
+from apiemulator.objects import container_id
 
 from harness import KUBEMETA_BIN, Helper, fulljson, kubemeta_config
 
@@ -179,7 +179,7 @@ def test_console_script_is_absolute_and_needs_no_environment() -> None:
 
 def test_api_that_never_answers_costs_one_deadline(tmp_path: Path, token_file: Path,
                                                    world: ApiEmulator) -> None:
-    from kubemeta.emulator.server import Fault
+    from apiemulator.server import Fault
 
     world.add_fault(Fault("hang", path="/api/v1/namespaces"))
     # A long deadline, so that the margin below covers a loaded machine's delays.

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from kubemeta.emulator import ApiEmulator
+from apiemulator import ApiEmulator
 
 import outage
 from conftest import TOKEN

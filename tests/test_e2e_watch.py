@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from kubemeta.emulator import ApiEmulator, make_namespace, make_pod
+from apiemulator import ApiEmulator, make_namespace, make_pod
 
 from harness import (
     DOCKER,

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from kubemeta.emulator import ApiEmulator, make_namespace, make_pod
+from apiemulator import ApiEmulator, make_namespace, make_pod
 from kubemeta.errors import ApiGone
 from kubemeta.listproto import ListDecoder
 from kubemeta.watchproto import WatchDecoder, WatchEvent

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 import kubemeta
+from apiemulator import ApiEmulator, make_namespace, make_pod
 from kubemeta.config import Config
-from kubemeta.emulator import ApiEmulator, make_namespace, make_pod
 
 from harness import (
     DOCKER,
@@ -44,6 +44,14 @@ def test_the_command_is_the_package() -> None:
     assert out.stdout.splitlines()[0] == f"kubemeta {version}"
     # rsyslog execs helpers with no PATH: the script must name its interpreter.
     assert KUBEMETA_BIN.read_text().startswith("#!/usr/bin/python3\n")
+
+
+def test_the_package_holds_no_test_tool() -> None:
+    files = subprocess.run(["dpkg", "-L", "kubemeta"], capture_output=True, text=True,
+                           check=True).stdout.splitlines()
+    assert not [f for f in files if "emulator" in f], "the API emulator is a development tool"
+    site = "/usr/lib/python3/dist-packages/"
+    assert all(f.startswith(site + "kubemeta") for f in files if f.startswith(site)), files
 
 
 def test_snippets_are_shipped_and_inactive() -> None:

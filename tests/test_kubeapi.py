@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from apiemulator import ApiEmulator, make_namespace, make_pod
+from apiemulator.server import Fault
 from kubemeta import config, kubeapi
-from kubemeta.emulator import ApiEmulator, make_namespace, make_pod
-from kubemeta.emulator.server import Fault
 from kubemeta.errors import (
     ApiBadResponse,
     ApiError,
@@ -91,7 +91,7 @@ def test_refused_and_dns(emulator: ApiEmulator) -> None:
 
 
 def test_rotated_client_certificate_is_reloaded(emulator: ApiEmulator, tmp_path: Path) -> None:
-    from kubemeta.emulator.pki import make_pki
+    from apiemulator.pki import make_pki
 
     foreign = make_pki(str(tmp_path / "foreign"))  # a CA the API does not trust
     cert, key = tmp_path / "client.crt", tmp_path / "client.key"

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from apiemulator import ApiEmulator, make_namespace, make_pod
 from kubemeta import config
-from kubemeta.emulator import ApiEmulator, make_namespace, make_pod
 from kubemeta.errors import ApiNotFound, ApiUnreachable
 from kubemeta.kubeletsource import KubeletSource
 from kubemeta.schema import Shaper

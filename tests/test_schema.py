@@ -4,7 +4,7 @@ from typing import Any
 
 import pytest
 
-from kubemeta.emulator import make_namespace, make_pod
+from apiemulator import make_namespace, make_pod
 from kubemeta.identify import PodRef
 from kubemeta.schema import (
     NamespaceMeta,

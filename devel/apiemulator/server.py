@@ -20,10 +20,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from kubemeta.emulator import watch
-from kubemeta.emulator.objects import REASONS, status
-from kubemeta.emulator.pki import Pki
-from kubemeta.emulator.world import PHASES, Fault, World
+from apiemulator import watch
+from apiemulator.objects import REASONS, status
+from apiemulator.pki import Pki
+from apiemulator.world import PHASES, Fault, World
 
 _POD = re.compile(r"^/api/v1/namespaces/([^/]+)/pods/([^/]+)$")
 _NS = re.compile(r"^/api/v1/namespaces/([^/]+)$")
@@ -407,7 +407,7 @@ class ApiEmulator:
 
     def start_kubelet(self, node: str = "node-1") -> Any:
         """A kubelet for ``node`` on a port of its own (see emulator.kubelet)."""
-        from kubemeta.emulator.kubelet import Kubelet
+        from apiemulator.kubelet import Kubelet
 
         k = Kubelet(self.world, self._ctx, node, self.host).start()
         self.kubelets.append(k)

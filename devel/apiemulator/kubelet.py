@@ -12,8 +12,8 @@ from http.server import ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
-from kubemeta.emulator.server import ApiHandler, _ApiServer
-from kubemeta.emulator.world import World
+from apiemulator.server import ApiHandler, _ApiServer
+from apiemulator.world import World
 
 
 class KubeletHandler(ApiHandler):

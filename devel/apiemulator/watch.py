@@ -13,8 +13,8 @@ from collections.abc import Callable
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-from kubemeta.emulator.objects import status
-from kubemeta.emulator.world import Event, World
+from apiemulator.objects import status
+from apiemulator.world import Event, World
 
 Match = Callable[[dict[str, Any]], bool]
 

@@ -12,7 +12,7 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from kubemeta.emulator.objects import new_uid
+from apiemulator.objects import new_uid
 
 FAULT_ACTIONS = ("status", "hang", "reset", "delay", "garbage", "truncate", "wrong_kind", "huge",
                  "tls")

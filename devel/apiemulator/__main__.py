@@ -1,4 +1,4 @@
-"""``python -m kubemeta.emulator --dir DIR``: run the emulator until killed.
+"""``python -m apiemulator --dir DIR``: run the emulator until killed.
 
 Writes DIR/emulator.json with the URLs, the CA file and a valid token file,
 so that a test or the demo can point kubemeta at it.
@@ -13,12 +13,12 @@ import signal
 import sys
 import threading
 
-from kubemeta.emulator.pki import make_pki
-from kubemeta.emulator.server import ApiEmulator
+from apiemulator.pki import make_pki
+from apiemulator.server import ApiEmulator
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m kubemeta.emulator")
+    p = argparse.ArgumentParser(prog="python -m apiemulator")
     p.add_argument("--dir", required=True, help="directory for certificates, token, state")
     p.add_argument("--port", type=int, default=0)
     p.add_argument("--control-port", type=int, default=0)
