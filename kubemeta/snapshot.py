@@ -11,14 +11,11 @@ most ``MAX_BYTES``.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from kubemeta import jsonlib
+from kubemeta import files, jsonlib
 from kubemeta.errors import KubemetaError
 from kubemeta.schema import NamespaceMeta, PodMeta, shared_strings
 
@@ -104,29 +101,13 @@ def decode(data: bytes, ident: dict[str, Any]) -> tuple[Contents, float]:
 
 
 def write(path: str, data: bytes | Iterable[bytes], durable: bool = True) -> None:
-    """Replace ``path`` atomically: readers see the old file or the new, never half.
-    Raises SnapshotError, leaving the old file, if ``data`` exceeds MAX_BYTES.
+    """Replace ``path`` atomically (see files.replace), mode 0640. Raises
+    SnapshotError, leaving the old file, if ``data`` exceeds MAX_BYTES.
     ``durable``: on disk before it replaces the old file (a crash keeps one whole)."""
-    chunks = (data,) if isinstance(data, bytes) else data
-    directory = os.path.dirname(path) or "."
-    fd, tmp = tempfile.mkstemp(prefix=".snapshot-", dir=directory)
     try:
-        with os.fdopen(fd, "wb", buffering=1 << 16) as f:
-            size = 0
-            for chunk in chunks:
-                size += len(chunk)
-                if size > MAX_BYTES:
-                    raise SnapshotError(f"it would be larger than {MAX_BYTES} bytes")
-                f.write(chunk)
-            f.flush()
-            if durable:
-                os.fsync(f.fileno())
-        os.chmod(tmp, 0o640)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+        files.replace(path, data, 0o640, durable, MAX_BYTES)
+    except files.TooLarge as e:
+        raise SnapshotError(str(e)) from e
 
 
 def read(path: str) -> bytes:

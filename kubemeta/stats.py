@@ -1,21 +1,20 @@
 """Counters out: an rsyslog impstats-style JSON line, and Prometheus's text format.
 
 Formatting is pure; StatsWriter is the thread that writes both files every
-``stats_interval`` seconds. The Prometheus file is replaced atomically (write a
-temporary file, rename), as node exporter's textfile collector requires.
+``stats_interval`` seconds. The Prometheus file is replaced atomically, as node
+exporter's textfile collector requires (see files).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
-from kubemeta import internal
+from kubemeta import files, internal
 from kubemeta.policy import BreakerState
 
 log = logging.getLogger("kubemeta.stats")
@@ -81,13 +80,6 @@ def prometheus_text(values: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_atomically(path: str, text: str) -> None:
-    tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
 class StatsWriter:
     def __init__(self, store: Any, name: str, interval: float, stats_file: str | None,
                  prometheus_file: str | None,
@@ -103,7 +95,7 @@ class StatsWriter:
         self._stats_file = stats_file
         self._prom_file = prometheus_file
         self._clock = clock
-        self._failed = False
+        self._failed: set[str] = set()  # the files whose last write failed
 
     def enabled(self) -> bool:
         return bool(self._stats_file or self._prom_file)
@@ -119,14 +111,22 @@ class StatsWriter:
 
     def write(self) -> None:
         values = snapshot(self._store, self._clock())
+        failed: list[str] = []
+        if self._stats_file:
+            self._try(self._stats_file, failed, lambda path: files.append(
+                path, (impstats_line(values, self._name) + "\n").encode()))
+        if self._prom_file and self._prometheus():
+            # node-exporter reads it, as a user of its own.
+            self._try(self._prom_file, failed, lambda path: files.replace(
+                path, prometheus_text(values).encode(), 0o644))
+        self._failed = set(failed)
+
+    def _try(self, path: str, failed: list[str], write: Callable[[str], None]) -> None:
+        """One file; a failure is logged once per streak, not every interval."""
         try:
-            if self._stats_file:
-                with open(self._stats_file, "a", encoding="utf-8") as f:
-                    f.write(impstats_line(values, self._name) + "\n")
-            if self._prom_file and self._prometheus():
-                write_atomically(self._prom_file, prometheus_text(values))
-            self._failed = False
+            write(path)
         except OSError as e:
-            if not self._failed:  # once per failure streak, not every interval
-                log.error("cannot write counters: %s", e, extra={"event": "stats_error"})
-            self._failed = True
+            if path not in self._failed:
+                log.error("cannot write counters to %s: %s", path, e.strerror or e,
+                          extra={"event": "stats_error"})
+            failed.append(path)

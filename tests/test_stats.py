@@ -1,6 +1,10 @@
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 from kubemeta.identify import PodRef
@@ -64,9 +68,45 @@ def test_writer_appends_json_and_replaces_prom_file(tmp_path: Path) -> None:
     lines = (tmp_path / "stats.json").read_text().splitlines()
     assert len(lines) == 2 and json.loads(lines[0])["podmetadatasuccess"] == 1
     assert "kubemeta_podmetadatasuccess 1" in (tmp_path / "kubemeta.prom").read_text()
-    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kubemeta.prom", "stats.json"]
+    assert (tmp_path / "kubemeta.prom").stat().st_mode & 0o777 == 0o644  # node-exporter reads it
+    assert (tmp_path / "stats.json").stat().st_mode & 0o777 == 0o640
+
+
+def test_links_planted_by_another_user_are_not_written_through(tmp_path: Path) -> None:
+    """The textfile directory may be writable by others: links at the old fixed
+    temporary name, at the Prometheus file and at the stats file are not followed."""
+    store, _ = store_with_traffic()
+    victim = tmp_path / "victim"
+    victim.write_text("precious\n")
+    prom, stats_file = tmp_path / "kubemeta.prom", tmp_path / "stats.json"
+    for pid in range(os.getpid() - 50, os.getpid() + 50):  # what the fixed name was
+        (tmp_path / f"kubemeta.prom.{pid}.tmp").symlink_to(victim)
+    prom.symlink_to(victim)
+    stats_file.symlink_to(victim)
+    with caplog_of("kubemeta.stats") as records:
+        StatsWriter(store, "x", 60, str(stats_file), str(prom)).write()
+    assert victim.read_text() == "precious\n"
+    assert not prom.is_symlink() and "kubemeta_recordseen" in prom.read_text()
+    assert stats_file.is_symlink()  # refused, not followed, and said so:
+    assert [r.getMessage() for r in records] == [
+        f"cannot write counters to {stats_file}: it is a symbolic link, which kubemeta does "
+        "not write through (another user may have planted it)"]
 
 
 def test_unwritable_files_do_not_raise(tmp_path: Path) -> None:
     store, _ = store_with_traffic()
     StatsWriter(store, "x", 60, str(tmp_path / "no" / "dir" / "s.json"), None).write()
+
+
+@contextlib.contextmanager
+def caplog_of(name: str) -> Iterator[list[logging.LogRecord]]:
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append  # type: ignore[method-assign]
+    logger = logging.getLogger(name)
+    logger.addHandler(handler)
+    try:
+        yield records
+    finally:
+        logger.removeHandler(handler)
