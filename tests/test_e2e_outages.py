@@ -56,7 +56,7 @@ def test_api_down_when_kubemeta_starts(tmp_path: Path, emulator: ApiEmulator,
     res = outage.run(tmp_path, emulator, token_file, [("refused", 6)], start_phase="refused")
     outage.check(res, known_labelled_throughout=False)
     for k in outage.KNOWN:
-        late = [r for t, r in res.lines(outage.key_of(*k)) if t >= res.recovered_at + 5]
+        late = outage.since_labelled(res.records, res.recovered_at, outage.key_of(*k))
         assert late and all(r["kubernetes"]["labels"] for r in late)
 
 
