@@ -14,9 +14,10 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from kubemeta import __version__, config, logsink
+from kubemeta import __version__, config
 from kubemeta.config import Config
 from kubemeta.errors import ApiError, ConfigError
+from kubemeta.shell import logsink
 
 if TYPE_CHECKING:
     from kubemeta.roles import Helper
@@ -93,13 +94,13 @@ def _exit(code: int) -> int:
 
 
 def _helper(args: argparse.Namespace, mode: str) -> int:
-    from kubemeta.framing import LineFramer
     from kubemeta.service import (
         OmprogResponder,
         PipeServer,
         build_enricher,
         build_sink_writer,
     )
+    from kubemeta.wire.framing import LineFramer
 
     problem: ConfigError | None = None
     try:
@@ -135,7 +136,7 @@ def _helper(args: argparse.Namespace, mode: str) -> int:
                      extra={"event": "config_error", "config": args.config})
     else:
         from kubemeta import roles
-        from kubemeta.stats import StatsWriter
+        from kubemeta.shell.stats import StatsWriter
 
         helper = roles.start(cfg)
         store = helper.store
@@ -189,8 +190,8 @@ def _salvage_log_settings(args: argparse.Namespace) -> Config:
 
 
 def _enrich(args: argparse.Namespace) -> int:
-    from kubemeta.framing import LineFramer
     from kubemeta.service import build_enricher, build_store
+    from kubemeta.wire.framing import LineFramer
 
     try:
         cfg = config.load(args.config, _overrides(args))
@@ -241,7 +242,7 @@ def _check(args: argparse.Namespace) -> int:
     if not os.path.isdir(cfg.state_dir) or not os.access(cfg.state_dir, os.W_OK):
         print(f"warn state_dir {cfg.state_dir} is not a writable directory")
     try:
-        from kubemeta import kubeapi
+        from kubemeta.kube import kubeapi
 
         api = kubeapi.KubeApi(cfg)
     except ConfigError as e:

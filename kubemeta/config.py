@@ -251,7 +251,7 @@ def _validate(cfg: Config) -> None:
             re.compile(pattern)
         except re.error as e:
             raise ConfigError(f"annotation_match[{i}]: not a valid regular expression: {e}") from e
-    from kubemeta.schema import EXTRA_FIELDS
+    from kubemeta.model.schema import EXTRA_FIELDS
 
     for i, name in enumerate(cfg.extra_fields):
         if name not in EXTRA_FIELDS:

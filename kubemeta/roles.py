@@ -16,13 +16,14 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from kubemeta import jsonlib, snapshot
+from kubemeta import jsonlib
+from kubemeta.cache.store import MetadataStore
 from kubemeta.config import Config
 from kubemeta.service import build_store, source_factory, start_watches, store_settings
-from kubemeta.sharedproto import Group
-from kubemeta.sharedview import ViewError, ViewSlot
-from kubemeta.store import MetadataStore
-from kubemeta.warmstart import SnapshotKeeper
+from kubemeta.share.sharedview import ViewError, ViewSlot
+from kubemeta.state import snapshot
+from kubemeta.state.warmstart import SnapshotKeeper
+from kubemeta.wire.sharedproto import Group
 
 log = logging.getLogger("kubemeta")
 
@@ -47,7 +48,7 @@ def identity(cfg: Config) -> dict[str, object]:
 
 def start(cfg: Config) -> Helper:
     """Build, seed and start the store in the role this helper can take."""
-    from kubemeta import sharing
+    from kubemeta.share import sharing
 
     group: Group | None = None
     fd: int | None = None
@@ -73,7 +74,7 @@ def _keeper(cfg: Config, store: MetadataStore) -> tuple[SnapshotKeeper | None, b
 
 
 def _lead(cfg: Config, group: Group | None, fd: int | None) -> Helper:
-    from kubemeta import sharing
+    from kubemeta.share import sharing
 
     store = build_store(cfg)
     if group is not None:
@@ -90,7 +91,7 @@ def _lead(cfg: Config, group: Group | None, fd: int | None) -> Helper:
 
 
 def _follow(cfg: Config, group: Group, fd: int) -> Helper:
-    from kubemeta import sharing
+    from kubemeta.share import sharing
 
     client = sharing.LeaderClient(group, _answer_wait(cfg) + 1.0)
     role_source = sharing.RoleSource(client)

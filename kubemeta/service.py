@@ -17,20 +17,20 @@ import time
 from collections.abc import Callable
 from types import FrameType
 
+from kubemeta.cache.policy import Backoff
+from kubemeta.cache.store import MetadataStore, Source, StoreSettings
 from kubemeta.config import Config, parse_sink
-from kubemeta.enricher import Enricher
 from kubemeta.errors import ConfigError, SinkError
-from kubemeta.framing import Frame, LineFramer
-from kubemeta.identify import Identifier
-from kubemeta.omprog import OmprogSession
-from kubemeta.policy import Backoff
-from kubemeta.record import RecordReader
-from kubemeta.reflector import Reflector
-from kubemeta.schema import Shaper
-from kubemeta.sharedview import ViewSlot
-from kubemeta.sink import SinkWriter
-from kubemeta.store import MetadataStore, Source, StoreSettings
-from kubemeta.watchview import StoreView
+from kubemeta.kube.reflector import Reflector
+from kubemeta.kube.watchview import StoreView
+from kubemeta.model.identify import Identifier
+from kubemeta.model.schema import Shaper
+from kubemeta.share.sharedview import ViewSlot
+from kubemeta.shell.enricher import Enricher
+from kubemeta.shell.sink import SinkWriter
+from kubemeta.wire.framing import Frame, LineFramer
+from kubemeta.wire.omprog import OmprogSession
+from kubemeta.wire.record import RecordReader
 
 log = logging.getLogger("kubemeta")
 
@@ -39,7 +39,7 @@ def api_source_factory(cfg: Config) -> Callable[[], Source]:
     shaper = Shaper(cfg.de_dot, cfg.de_dot_separator, cfg.annotation_match, cfg.extra_fields)
 
     def make() -> Source:
-        from kubemeta import kubeapi  # the slow import happens in a worker thread
+        from kubemeta.kube import kubeapi  # the slow import happens in a worker thread
 
         return kubeapi.ApiSource(cfg, shaper)  # type: ignore[return-value]
 
@@ -67,7 +67,7 @@ def source_factory(cfg: Config, box: list[MetadataStore]) -> Callable[[], Source
     shaper = Shaper(cfg.de_dot, cfg.de_dot_separator, cfg.annotation_match, cfg.extra_fields)
 
     def make() -> Source:
-        from kubemeta import kubeletsource  # imports the client: off the first reply's path
+        from kubemeta.kube import kubeletsource  # imports the client: off the first reply's path
 
         return kubeletsource.factory(cfg, shaper, box)()  # type: ignore[return-value]
 
@@ -106,7 +106,7 @@ def start_watches(cfg: Config, store: MetadataStore, warm: bool = True) -> None:
             return
         store.expect_list("pod")
         store.expect_list("ns")
-        from kubemeta import kubeapi  # the slow import, off the path to the first reply
+        from kubemeta.kube import kubeapi  # the slow import, off the path to the first reply
 
         try:
             api = kubeapi.KubeApi(cfg)

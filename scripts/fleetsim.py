@@ -40,10 +40,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "devel"))
 from apiemulator import ApiEmulator, make_namespace, make_pod
 from apiemulator.objects import container_id
 from apiemulator.pki import make_pki
+from kubemeta.cache.store import MetadataStore
 from kubemeta.config import Config
-from kubemeta.identify import PodRef
+from kubemeta.model.identify import PodRef
 from kubemeta.service import build_store, start_watches
-from kubemeta.store import MetadataStore
 
 TOKEN = "fleet-token-0123456789"
 API_KINDS_EXCLUDED = ("kubelet_",)  # the kubelet's requests never reach the API server
@@ -116,7 +116,7 @@ def api_requests(emu: ApiEmulator) -> int:
 def simulate(source: str, a: Args, workdir: Path) -> dict[str, float]:
     # Importing the client takes half a second, in the real helper as here; in
     # simulated time that would be minutes, so it is done before the clock starts.
-    import kubemeta.kubeapi  # noqa: F401, PLC0415
+    import kubemeta.kube.kubeapi  # noqa: F401, PLC0415
 
     rng = random.Random(42)
     emu = ApiEmulator(make_pki(str(workdir / source))).start()

@@ -6,7 +6,7 @@ import threading
 from collections.abc import Callable
 
 from kubemeta.errors import ApiError, ApiNotFound
-from kubemeta.schema import NamespaceMeta, PodMeta
+from kubemeta.model.schema import NamespaceMeta, PodMeta
 
 
 class FakeClock:

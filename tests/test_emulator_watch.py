@@ -14,8 +14,8 @@ import pytest
 
 from apiemulator import ApiEmulator, make_namespace, make_pod
 from kubemeta.errors import ApiGone
-from kubemeta.listproto import ListDecoder
-from kubemeta.watchproto import WatchDecoder, WatchEvent
+from kubemeta.wire.listproto import ListDecoder
+from kubemeta.wire.watchproto import WatchDecoder, WatchEvent
 
 from conftest import TOKEN
 

@@ -9,13 +9,13 @@ from typing import Any
 import pytest
 
 from kubemeta import config
-from kubemeta.enricher import Enricher
-from kubemeta.framing import OVERSIZE
-from kubemeta.identify import Identifier
-from kubemeta.policy import Backoff
-from kubemeta.record import RecordReader
-from kubemeta.schema import NamespaceMeta, PodMeta
-from kubemeta.store import MetadataStore, StoreSettings
+from kubemeta.cache.policy import Backoff
+from kubemeta.cache.store import MetadataStore, StoreSettings
+from kubemeta.model.identify import Identifier
+from kubemeta.model.schema import NamespaceMeta, PodMeta
+from kubemeta.shell.enricher import Enricher
+from kubemeta.wire.framing import OVERSIZE
+from kubemeta.wire.record import RecordReader
 
 from fakes import FakeSource
 

@@ -6,8 +6,8 @@ import pytest
 
 from kubemeta import jsonlib
 from kubemeta.errors import RecordError
-from kubemeta.framing import OVERSIZE, LineFramer
-from kubemeta.record import RecordReader, Sources
+from kubemeta.wire.framing import OVERSIZE, LineFramer
+from kubemeta.wire.record import RecordReader, Sources
 
 CODECS = [c for c in (jsonlib.STDLIB, jsonlib.ORJSON) if c is not None]
 

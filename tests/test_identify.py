@@ -3,8 +3,8 @@ from __future__ import annotations
 import pytest
 
 from kubemeta.config import DEFAULT_CONTAINER_NAME_PATTERNS, DEFAULT_FILENAME_PATTERNS
-from kubemeta.identify import Identifier, PodRef
-from kubemeta.record import Sources
+from kubemeta.model.identify import Identifier, PodRef
+from kubemeta.wire.record import Sources
 
 ID = "0123456789abcdef" * 4
 

@@ -9,7 +9,7 @@ import pytest
 
 from apiemulator import ApiEmulator, make_namespace, make_pod
 from apiemulator.server import Fault
-from kubemeta import config, kubeapi
+from kubemeta import config
 from kubemeta.errors import (
     ApiBadResponse,
     ApiError,
@@ -20,7 +20,8 @@ from kubemeta.errors import (
     ApiUnauthorized,
     ApiUnreachable,
 )
-from kubemeta.schema import ShapeError, Shaper
+from kubemeta.kube import kubeapi
+from kubemeta.model.schema import ShapeError, Shaper
 
 from conftest import TOKEN
 

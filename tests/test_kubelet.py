@@ -12,11 +12,11 @@ import pytest
 
 from apiemulator import ApiEmulator, make_namespace, make_pod
 from kubemeta import config
+from kubemeta.cache.store import MetadataStore
 from kubemeta.errors import ApiNotFound, ApiUnreachable
-from kubemeta.kubeletsource import KubeletSource
-from kubemeta.schema import Shaper
+from kubemeta.kube.kubeletsource import KubeletSource
+from kubemeta.model.schema import Shaper
 from kubemeta.service import store_settings
-from kubemeta.store import MetadataStore
 
 from conftest import TOKEN
 from fakes import FakeSource

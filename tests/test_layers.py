@@ -1,6 +1,7 @@
-"""The package's import contract, read from the source: one module owns the
-``kubernetes`` client, the sans-IO modules import nothing that does I/O, and
-nothing installed imports the development packages."""
+"""The package's layers, read from the source: each module imports only from
+its own layer or the ones below; one module owns the ``kubernetes`` client; the
+sans-IO layers import nothing that does I/O; nothing installed imports a
+development package. README: Layout draws the same layers."""
 
 from __future__ import annotations
 
@@ -12,47 +13,83 @@ import pytest
 from harness import REPO
 
 PACKAGE = REPO / "kubemeta"
+# Bottom to top. A folder stands for every module in it.
+LAYERS: list[tuple[str, ...]] = [
+    ("__init__", "errors", "jsonlib", "internal", "files"),
+    ("wire",),
+    ("model",),
+    ("config",),
+    ("cache",),
+    ("kube",),
+    ("state",),
+    ("share",),
+    ("shell",),
+    ("roles", "service", "cli", "__main__"),
+]
 # Bytes and values in, values out: no sockets, threads, clocks, files or logs.
-SANS_IO = ("errors", "framing", "record", "watchproto", "listproto", "omprog", "identify",
-           "schema", "logline", "replyparts", "policy", "scheduler", "jsonlib", "sharedproto",
-           "sharedview")
+SANS_IO = ("wire", "model", "cache/policy", "cache/scheduler", "errors", "jsonlib")
 IO_MODULES = {"socket", "ssl", "select", "selectors", "threading", "subprocess", "time",
               "urllib3", "http", "mmap", "fcntl", "tempfile", "logging", "kubernetes",
               "signal", "shutil", "asyncio", "multiprocessing", "queue", "systemd"}
 
 
 def imports(path: Path) -> set[str]:
-    """The top-level names of every module ``path`` imports, wherever in the file."""
+    """The modules ``path`` imports, wherever in the file, as dotted names
+    (``from kubemeta.wire import framing`` gives kubemeta.wire.framing)."""
     out = set()
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
         if isinstance(node, ast.Import):
             out.update(a.name for a in node.names)
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             out.add(node.module)
+            if node.module.startswith("kubemeta"):
+                out.update(f"{node.module}.{a.name}" for a in node.names)
     return out
 
 
 def modules() -> dict[str, set[str]]:
-    return {p.relative_to(PACKAGE).with_suffix("").as_posix(): imports(p)
+    """Each module of the package ("wire/framing", "cli") and what it imports."""
+    return {p.relative_to(PACKAGE).with_suffix("").as_posix().removesuffix("/__init__"): imports(p)
             for p in sorted(PACKAGE.rglob("*.py"))}
 
 
-def test_the_package_is_where_the_contract_looks() -> None:
-    found = modules()
-    assert "kubeapi" in found and all(m in found for m in SANS_IO)
+def layer_of(module: str) -> int | None:
+    """``module`` a path ("wire/framing") or a dotted name (kubemeta.wire.framing)."""
+    parts = module.removeprefix("kubemeta").strip(".").replace(".", "/").split("/")
+    for i, names in enumerate(LAYERS):
+        if parts[0] in names:
+            return i
+    return None
+
+
+def test_every_module_has_a_layer() -> None:
+    assert {m: layer_of(m) for m in modules() if layer_of(m) is None} == {}
+
+
+def test_layers_import_only_downward() -> None:
+    upward = {}
+    for module, names in modules().items():
+        mine = layer_of(module)
+        assert mine is not None
+        above = sorted(n for n in names if n.startswith("kubemeta.")
+                       and (layer_of(n) or 0) > mine)
+        if above:
+            upward[module] = above
+    assert upward == {}
 
 
 def test_only_kubeapi_imports_the_kubernetes_client() -> None:
     users = sorted(m for m, names in modules().items()
                    if any(n == "kubernetes" or n.startswith("kubernetes.") for n in names))
-    assert users == ["kubeapi"]
+    assert users == ["kube/kubeapi"]
 
 
-@pytest.mark.parametrize("module", SANS_IO)
-def test_sans_io_modules_import_no_io(module: str) -> None:
-    names = modules()[module]
-    bad = sorted(n for n in names if n.split(".")[0] in IO_MODULES)
-    assert bad == [], f"kubemeta/{module}.py imports {bad}"
+@pytest.mark.parametrize("where", SANS_IO)
+def test_sans_io_modules_import_no_io(where: str) -> None:
+    bad = {m: sorted(n for n in names if n.split(".")[0] in IO_MODULES)
+           for m, names in modules().items() if m == where or m.startswith(where + "/")}
+    assert bad, f"no module at {where}"
+    assert {m: b for m, b in bad.items() if b} == {}
 
 
 def test_nothing_installed_imports_a_development_package() -> None:

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from kubemeta.errors import ApiBadResponse
-from kubemeta.listproto import ListDecoder, Listing
+from kubemeta.wire.listproto import ListDecoder, Listing
 
 
 def pod(i: int) -> dict[str, Any]:

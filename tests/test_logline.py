@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from kubemeta import jsonlib
-from kubemeta.logline import LogLine, parse_cri, parse_json_log
+from kubemeta.model.logline import LogLine, parse_cri, parse_json_log
 
 T1 = "2026-11-21T10:00:00.123456789Z"
 T2 = "2026-11-21T10:00:00.223456789Z"

@@ -3,7 +3,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from kubemeta.logsink import FieldsFormatter, JournalHandler
+from kubemeta.shell.logsink import FieldsFormatter, JournalHandler
 
 
 def test_journal_gets_priority_and_structured_fields() -> None:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from kubemeta.cache.store import Counters
 from kubemeta.errors import SinkError
-from kubemeta.framing import Frame
-from kubemeta.omprog import BEGIN, COMMIT, OmprogSession, Step
-from kubemeta.store import Counters
+from kubemeta.wire.framing import Frame
+from kubemeta.wire.omprog import BEGIN, COMMIT, OmprogSession, Step
 
 from fakes import FakeRsyslogOmprog
 

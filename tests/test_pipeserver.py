@@ -8,8 +8,8 @@ import threading
 
 import pytest
 
-from kubemeta.framing import Frame, LineFramer
 from kubemeta.service import PipeServer
+from kubemeta.wire.framing import Frame, LineFramer
 
 
 def echo(frame: Frame) -> bytes:

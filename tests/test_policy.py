@@ -4,7 +4,7 @@ import itertools
 
 import pytest
 
-from kubemeta.policy import Backoff, Breaker, BreakerState, TokenBucket
+from kubemeta.cache.policy import Backoff, Breaker, BreakerState, TokenBucket
 
 BO = Backoff(initial=1.0, maximum=30.0, jitter=1.0)
 

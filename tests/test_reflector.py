@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
+from kubemeta.cache.policy import Backoff
 from kubemeta.errors import ApiError, ApiForbidden, ApiGone, ApiUnreachable
-from kubemeta.listproto import Listing
-from kubemeta.policy import Backoff
-from kubemeta.reflector import Reflector
-from kubemeta.watchproto import WatchEvent
+from kubemeta.kube.reflector import Reflector
+from kubemeta.wire.listproto import Listing
+from kubemeta.wire.watchproto import WatchEvent
 
 
 def pod(name: str, rv: int, **labels: str) -> dict[str, Any]:

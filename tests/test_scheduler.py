@@ -1,7 +1,7 @@
 from __future__ import annotations
 
-from kubemeta.policy import Backoff, BreakerState
-from kubemeta.scheduler import Change, LookupScheduler
+from kubemeta.cache.policy import Backoff, BreakerState
+from kubemeta.cache.scheduler import Change, LookupScheduler
 
 BO = Backoff(initial=1.0, maximum=30.0, jitter=0.0)
 

@@ -5,8 +5,8 @@ from typing import Any
 import pytest
 
 from apiemulator import make_namespace, make_pod
-from kubemeta.identify import PodRef
-from kubemeta.schema import (
+from kubemeta.model.identify import PodRef
+from kubemeta.model.schema import (
     NamespaceMeta,
     PodMeta,
     ShapeError,

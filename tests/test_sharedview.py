@@ -11,11 +11,11 @@ import random
 import pytest
 
 from kubemeta import jsonlib
-from kubemeta.identify import PodRef
-from kubemeta.replyparts import ns_part, pod_parts, splice
-from kubemeta.schema import NamespaceMeta, PodMeta, same_pod
-from kubemeta.schema import reply_object as built
-from kubemeta.sharedview import View, ViewError, encode
+from kubemeta.model.identify import PodRef
+from kubemeta.model.replyparts import ns_part, pod_parts, splice
+from kubemeta.model.schema import NamespaceMeta, PodMeta, same_pod
+from kubemeta.model.schema import reply_object as built
+from kubemeta.share.sharedview import View, ViewError, encode
 
 CODECS = [c for c in (jsonlib.STDLIB, jsonlib.ORJSON) if c is not None]
 URL = "https://api.example:6443"

@@ -17,13 +17,16 @@ from pathlib import Path
 
 import pytest
 
-from kubemeta import config, jsonlib, roles, sharing
-from kubemeta.enricher import Enricher
+from kubemeta import config, jsonlib, roles
+from kubemeta.cache.store import MetadataStore, StoreSettings
 from kubemeta.errors import ApiNotFound, ApiUnreachable
-from kubemeta.identify import Identifier, PodRef
-from kubemeta.record import RecordReader
-from kubemeta.schema import NamespaceMeta, PodMeta
-from kubemeta.sharedproto import (
+from kubemeta.model.identify import Identifier, PodRef
+from kubemeta.model.schema import NamespaceMeta, PodMeta
+from kubemeta.share import sharing
+from kubemeta.share.sharedview import View, ViewError, ViewSlot, encode
+from kubemeta.shell.enricher import Enricher
+from kubemeta.wire.record import RecordReader
+from kubemeta.wire.sharedproto import (
     Answer,
     Group,
     MessageError,
@@ -33,8 +36,6 @@ from kubemeta.sharedproto import (
     encode_answer,
     encode_request,
 )
-from kubemeta.sharedview import View, ViewError, ViewSlot, encode
-from kubemeta.store import MetadataStore, StoreSettings
 
 from fakes import FakeClock, FakeSource
 

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from kubemeta.cache.policy import Backoff
 from kubemeta.config import Sink, parse_sink
 from kubemeta.errors import ConfigError, SinkError
-from kubemeta.policy import Backoff
-from kubemeta.sink import SinkWriter
+from kubemeta.shell.sink import SinkWriter
 
 from fakes import FakeClock
 from harness import LineConsumer

@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from kubemeta import snapshot
+from kubemeta.cache.store import MetadataStore, StoreSettings
 from kubemeta.config import Config
-from kubemeta.identify import PodRef
-from kubemeta.schema import NamespaceMeta, PodMeta
-from kubemeta.snapshot import Contents, SnapshotError
-from kubemeta.store import MetadataStore, StoreSettings
-from kubemeta.warmstart import SnapshotKeeper
+from kubemeta.model.identify import PodRef
+from kubemeta.model.schema import NamespaceMeta, PodMeta
+from kubemeta.state import snapshot
+from kubemeta.state.snapshot import Contents, SnapshotError
+from kubemeta.state.warmstart import SnapshotKeeper
 
 from fakes import FakeClock, FakeSource
 
@@ -145,7 +145,7 @@ def test_keeper_ignores_a_foreign_snapshot_and_says_so(
     clock = FakeClock()
     (tmp_path / snapshot.FILENAME).write_bytes(
         snapshot.encode(CONTENTS, snapshot.identity("https://else", "n", True, "_", ()), 1.0))
-    with caplog.at_level(logging.INFO, logger="kubemeta.snapshot"):
+    with caplog.at_level(logging.INFO, logger="kubemeta.state.snapshot"):
         assert SnapshotKeeper(store(clock), config(tmp_path), clock=clock).load() == 0
     assert "ignoring the snapshot" in caplog.text and "made for another setup" in caplog.text
 
@@ -155,7 +155,7 @@ def test_keeper_that_cannot_write_says_so_once(
     clock = FakeClock()
     s = store(clock)
     keeper = SnapshotKeeper(s, config(tmp_path / "missing"), clock=clock)
-    with caplog.at_level(logging.WARNING, logger="kubemeta.snapshot"):
+    with caplog.at_level(logging.WARNING, logger="kubemeta.state.snapshot"):
         for i in range(3):
             s.put_watched("pod", ("shop", f"web-{i}"), POD)
             assert not keeper.save()

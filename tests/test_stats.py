@@ -7,10 +7,10 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from kubemeta.identify import PodRef
-from kubemeta.schema import NamespaceMeta, PodMeta
-from kubemeta.stats import StatsWriter, impstats_line, prometheus_text, snapshot
-from kubemeta.store import MetadataStore, StoreSettings
+from kubemeta.cache.store import MetadataStore, StoreSettings
+from kubemeta.model.identify import PodRef
+from kubemeta.model.schema import NamespaceMeta, PodMeta
+from kubemeta.shell.stats import StatsWriter, impstats_line, prometheus_text, snapshot
 
 from fakes import FakeClock, FakeSource
 
@@ -84,7 +84,7 @@ def test_links_planted_by_another_user_are_not_written_through(tmp_path: Path) -
         (tmp_path / f"kubemeta.prom.{pid}.tmp").symlink_to(victim)
     prom.symlink_to(victim)
     stats_file.symlink_to(victim)
-    with caplog_of("kubemeta.stats") as records:
+    with caplog_of("kubemeta.shell.stats") as records:
         StatsWriter(store, "x", 60, str(stats_file), str(prom)).write()
     assert victim.read_text() == "precious\n"
     assert not prom.is_symlink() and "kubemeta_recordseen" in prom.read_text()

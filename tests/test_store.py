@@ -8,12 +8,13 @@ from typing import Any
 
 import pytest
 
-from kubemeta import internal, stats
+from kubemeta import internal
+from kubemeta.cache.policy import Backoff, BreakerState
+from kubemeta.cache.store import MetadataStore, StoreSettings
 from kubemeta.errors import ApiError, ApiUnauthorized, ConfigError
-from kubemeta.identify import PodRef
-from kubemeta.policy import Backoff, BreakerState
-from kubemeta.schema import NamespaceMeta, PodMeta, ShapeError
-from kubemeta.store import MetadataStore, StoreSettings
+from kubemeta.model.identify import PodRef
+from kubemeta.model.schema import NamespaceMeta, PodMeta, ShapeError
+from kubemeta.shell import stats
 
 from fakes import FakeClock, FakeSource
 

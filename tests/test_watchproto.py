@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from kubemeta.errors import ApiBadResponse, ApiError, ApiForbidden, ApiGone, ApiServerError
-from kubemeta.watchproto import WatchDecoder, decode_event
+from kubemeta.wire.watchproto import WatchDecoder, decode_event
 
 
 def line(kind: str, obj: dict[str, Any]) -> bytes:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Hashable
 from enum import Enum
 
-from kubemeta.policy import Backoff, Breaker, BreakerState, TokenBucket
+from kubemeta.cache.policy import Backoff, Breaker, BreakerState, TokenBucket
 
 
 class Change(Enum):

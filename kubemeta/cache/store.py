@@ -26,13 +26,13 @@ from typing import Any, Generic, TypeVar
 from cachetools import LRUCache
 
 from kubemeta import internal
+from kubemeta.cache.policy import Backoff, BreakerState
+from kubemeta.cache.scheduler import Change, LookupScheduler
 from kubemeta.errors import ApiError, ApiNotFound, ApiUnauthorized, ConfigError
-from kubemeta.identify import PodRef
-from kubemeta.policy import Backoff, BreakerState
-from kubemeta.scheduler import Change, LookupScheduler
-from kubemeta.schema import NamespaceMeta, PodMeta, ShapeError
+from kubemeta.model.identify import PodRef
+from kubemeta.model.schema import NamespaceMeta, PodMeta, ShapeError
 
-log = logging.getLogger("kubemeta.store")
+log = logging.getLogger("kubemeta.cache.store")
 
 T = TypeVar("T")
 

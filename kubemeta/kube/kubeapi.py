@@ -35,7 +35,7 @@ from kubemeta.errors import (
     ConfigError,
     status_error,
 )
-from kubemeta.listproto import Listing
+from kubemeta.wire.listproto import Listing
 
 # A Pod or Namespace is a few KiB; a body far larger is not one we asked for.
 MAX_BODY_BYTES = 4 * 1024 * 1024

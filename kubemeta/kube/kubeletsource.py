@@ -19,12 +19,12 @@ from collections.abc import Callable
 from typing import Any
 
 from kubemeta import internal
+from kubemeta.cache.store import MetadataStore
 from kubemeta.config import Config
 from kubemeta.errors import ApiError, ApiNotFound
-from kubemeta.kubeapi import ApiSource, KubeApi
-from kubemeta.schema import NamespaceMeta, PodMeta, Shaper
-from kubemeta.store import MetadataStore
-from kubemeta.watchview import StoreView
+from kubemeta.kube.kubeapi import ApiSource, KubeApi
+from kubemeta.kube.watchview import StoreView
+from kubemeta.model.schema import NamespaceMeta, PodMeta, Shaper
 
 log = logging.getLogger("kubemeta.kubelet")
 

@@ -25,12 +25,12 @@ from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
 from kubemeta import internal
+from kubemeta.cache.policy import Backoff
 from kubemeta.errors import ApiError, ApiGone, ApiUnreachable
-from kubemeta.listproto import Listing
-from kubemeta.policy import Backoff
-from kubemeta.watchproto import WatchDecoder, WatchEvent
+from kubemeta.wire.listproto import Listing
+from kubemeta.wire.watchproto import WatchDecoder, WatchEvent
 
-log = logging.getLogger("kubemeta.reflector")
+log = logging.getLogger("kubemeta.kube.reflector")
 
 
 class View(Protocol):

@@ -9,10 +9,10 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from kubemeta.cache.store import MetadataStore
 from kubemeta.errors import ApiError
-from kubemeta.schema import ShapeError, Shaper
-from kubemeta.store import MetadataStore
-from kubemeta.watchproto import WatchEvent
+from kubemeta.model.schema import ShapeError, Shaper
+from kubemeta.wire.watchproto import WatchEvent
 
 log = logging.getLogger("kubemeta.watch")
 

@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterable
 from typing import NamedTuple
 
-from kubemeta.record import Sources
+from kubemeta.wire.record import Sources
 
 # Kubernetes object names: DNS-1123 subdomain (pods) or label (namespaces).
 # Anything else cannot exist in the API, so we never send it there.

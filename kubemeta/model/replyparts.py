@@ -15,8 +15,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from kubemeta.identify import PodRef
-from kubemeta.schema import (
+from kubemeta.model.identify import PodRef
+from kubemeta.model.schema import (
     NamespaceMeta,
     PodMeta,
     docker_fields,

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from sys import intern
 from typing import Any
 
-from kubemeta.identify import PodRef
+from kubemeta.model.identify import PodRef
 
 Labels = dict[str, str]
 

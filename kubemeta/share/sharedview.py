@@ -25,11 +25,11 @@ import zlib
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from kubemeta import snapshot
 from kubemeta.errors import KubemetaError
-from kubemeta.replyparts import Dumps, PodParts, ns_part, pod_parts
-from kubemeta.schema import NamespaceMeta, PodMeta
-from kubemeta.snapshot import Contents
+from kubemeta.model.replyparts import Dumps, PodParts, ns_part, pod_parts
+from kubemeta.model.schema import NamespaceMeta, PodMeta
+from kubemeta.state import snapshot
+from kubemeta.state.snapshot import Contents
 
 MAGIC = b"KMVIEW\x01\n"
 _HEADER = struct.Struct("<8sIIIQd")    # magic, slots, keys, deleted pods, size, published

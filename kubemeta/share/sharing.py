@@ -34,10 +34,15 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from kubemeta import internal, jsonlib, sharedview, snapshot
+from kubemeta import internal, jsonlib
+from kubemeta.cache.store import MetadataStore, Source
 from kubemeta.errors import ApiError, ApiNotFound, ApiUnreachable
-from kubemeta.schema import NamespaceMeta, PodMeta
-from kubemeta.sharedproto import (
+from kubemeta.model.schema import NamespaceMeta, PodMeta
+from kubemeta.share import sharedview
+from kubemeta.share.sharedview import ViewSlot
+from kubemeta.state import snapshot
+from kubemeta.state.snapshot import SnapshotError
+from kubemeta.wire.sharedproto import (
     MAX_DATAGRAM,
     Answer,
     Group,
@@ -48,11 +53,8 @@ from kubemeta.sharedproto import (
     encode_answer,
     encode_request,
 )
-from kubemeta.sharedview import ViewSlot
-from kubemeta.snapshot import SnapshotError
-from kubemeta.store import MetadataStore, Source
 
-log = logging.getLogger("kubemeta.sharing")
+log = logging.getLogger("kubemeta.share.sharing")
 
 PUBLISH_INTERVAL = 0.25  # a change reaches followers within this (plus their poll)
 POLL_INTERVAL = 0.1      # followers look at the shared file's stamp this often

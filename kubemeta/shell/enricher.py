@@ -13,17 +13,17 @@ from collections.abc import Callable
 from typing import Any
 
 from kubemeta import jsonlib
+from kubemeta.cache.store import Counters, MetadataStore
 from kubemeta.errors import RecordError
-from kubemeta.framing import Frame, _Oversize
-from kubemeta.identify import Identifier, PodRef
-from kubemeta.logline import parse_cri, parse_json_log
-from kubemeta.record import RecordReader, Sources
-from kubemeta.replyparts import PodParts, ns_part, pod_parts, splice
-from kubemeta.schema import reply_object, same_pod
-from kubemeta.sharedview import View, ViewSlot
-from kubemeta.store import Counters, MetadataStore
+from kubemeta.model.identify import Identifier, PodRef
+from kubemeta.model.logline import parse_cri, parse_json_log
+from kubemeta.model.replyparts import PodParts, ns_part, pod_parts, splice
+from kubemeta.model.schema import reply_object, same_pod
+from kubemeta.share.sharedview import View, ViewSlot
+from kubemeta.wire.framing import Frame, _Oversize
+from kubemeta.wire.record import RecordReader, Sources
 
-log = logging.getLogger("kubemeta.enricher")
+log = logging.getLogger("kubemeta.shell.enricher")
 
 EMPTY = b"{}\n"
 _REPLY_HEAD = b'{"$!":{'

@@ -28,11 +28,11 @@ import termios
 import time
 from collections.abc import Callable
 
+from kubemeta.cache.policy import Backoff
 from kubemeta.config import Sink
 from kubemeta.errors import SinkError
-from kubemeta.policy import Backoff
 
-log = logging.getLogger("kubemeta.sink")
+log = logging.getLogger("kubemeta.shell.sink")
 
 _OUTQ = termios.TIOCOUTQ  # == SIOCOUTQ on Linux
 

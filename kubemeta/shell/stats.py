@@ -15,9 +15,9 @@ from collections.abc import Callable
 from typing import Any
 
 from kubemeta import files, internal
-from kubemeta.policy import BreakerState
+from kubemeta.cache.policy import BreakerState
 
-log = logging.getLogger("kubemeta.stats")
+log = logging.getLogger("kubemeta.shell.stats")
 
 _BREAKER = {BreakerState.CLOSED: 0, BreakerState.OPEN: 1, BreakerState.HALF_OPEN: 2}
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from kubemeta import files, jsonlib
 from kubemeta.errors import KubemetaError
-from kubemeta.schema import NamespaceMeta, PodMeta, shared_strings
+from kubemeta.model.schema import NamespaceMeta, PodMeta, shared_strings
 
 FORMAT = "kubemeta-snapshot"
 VERSION = 1

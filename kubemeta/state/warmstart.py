@@ -10,11 +10,11 @@ import threading
 import time
 from collections.abc import Callable
 
-from kubemeta import snapshot
+from kubemeta.cache.store import MetadataStore
 from kubemeta.config import Config
-from kubemeta.store import MetadataStore
+from kubemeta.state import snapshot
 
-log = logging.getLogger("kubemeta.snapshot")
+log = logging.getLogger("kubemeta.state.snapshot")
 
 
 class SnapshotKeeper:

@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from kubemeta.framing import Frame
+from kubemeta.wire.framing import Frame
 
 BEGIN = b"BEGIN TRANSACTION"
 COMMIT = b"COMMIT TRANSACTION"

@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 
 from kubemeta import jsonlib
 from kubemeta.errors import ApiBadResponse, status_error
-from kubemeta.framing import OVERSIZE, LineFramer
+from kubemeta.wire.framing import OVERSIZE, LineFramer
 
 EVENT_TYPES = frozenset({"ADDED", "MODIFIED", "DELETED", "BOOKMARK"})
 
