@@ -150,9 +150,15 @@ def leader_pid(log: Path) -> int:
 def test_the_leader_killed_mid_stream_another_takes_over(tmp_path: Path, emulator: ApiEmulator,
                                                           token_file: Path) -> None:
     pods = cluster(emulator)
-    cfg = kubemeta_config(tmp_path, emulator, token_file, log_level="info", node_name="node-1",
+    cfg = kubemeta_config(tmp_path, emulator, token_file, log_level="debug", node_name="node-1",
                           watch_start_jitter=0)
     files = [container_log(tmp_path, ns, name, "app") for ns, name in pods]
+    log = tmp_path / "kubemeta.log"
+
+    def view_has_the_pods() -> bool:
+        text = log.read_text() if log.exists() else ""
+        return any(int(n) >= PODS for n in re.findall(r"loaded the shared view \((\d+) ", text))
+
     with Rsyslog(tmp_path, snippet(tmp_path, cfg, 2)) as rs:
         writer = Writer(files)
         writer.start()
@@ -160,10 +166,15 @@ def test_the_leader_killed_mid_stream_another_takes_over(tmp_path: Path, emulato
         while len(helpers_of(cfg)) < 2:
             assert time.monotonic() < deadline, "rsyslog never started two helpers"
             time.sleep(0.1)
-        wait_log(tmp_path / "kubemeta.log", "leader of this node's helpers")
-        victim = leader_pid(tmp_path / "kubemeta.log")
+        # Mid-stream: the leader has listed and published, and the follower has
+        # the view, which the new leader starts from.
+        deadline = time.monotonic() + 30
+        while not view_has_the_pods():
+            assert time.monotonic() < deadline, "the follower never loaded a full view"
+            time.sleep(0.1)
+        victim = leader_pid(log)
         os.kill(victim, signal.SIGKILL)
-        wait_log(tmp_path / "kubemeta.log", "leading this node's helpers now")
+        wait_log(log, "leading this node's helpers now")
         # A pod created after the kill: only a working leader can find it.
         emulator.world.apply(make_pod("shop", "late-0", {"app": "late-0"}))
         late = container_log(tmp_path, "shop", "late-0", "app")
@@ -176,9 +187,9 @@ def test_the_leader_killed_mid_stream_another_takes_over(tmp_path: Path, emulato
         time.sleep(0.5)
         recs = rs.records()
         pids = helpers_of(cfg)
-    log = (tmp_path / "kubemeta.log").read_text()
+    text = log.read_text()
     assert victim not in pids
-    assert "leading this node's helpers now" in log
+    assert "leading this node's helpers now" in text
     seqs = sorted(r["log"].split()[1] for r in recs if r["log"].startswith("seq "))
     assert seqs == sorted([*(str(i) for i in range(writer.n)), "late"]), \
         "every line exactly once"

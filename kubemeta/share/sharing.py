@@ -393,6 +393,7 @@ class Following:
         # What the leader told before it published is in the view now, or gone.
         self._store.forget_known(view.published)
         self.loads += 1
+        log.debug("loaded the shared view (%d entries)", view.keys)
         return True
 
     def _wait_lock(self) -> None:
