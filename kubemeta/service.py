@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from types import FrameType
 
+from kubemeta import internal
 from kubemeta.cache.policy import Backoff
 from kubemeta.cache.store import MetadataStore, Source, StoreSettings
 from kubemeta.config import Config, parse_sink
@@ -102,10 +103,11 @@ def start_watches(cfg: Config, store: MetadataStore, warm: bool = True) -> None:
     def run() -> None:
         # The wait comes before the client's import too: its half second of CPU
         # would slow the replies that the snapshot is serving meanwhile.
-        if jitter > 0 and store.stopped.wait(rng.uniform(0, jitter)):
-            return
-        store.expect_list("pod")
-        store.expect_list("ns")
+        if jitter > 0:
+            if store.stopped.wait(rng.uniform(0, jitter)):
+                return
+            store.expect_list("pod")
+            store.expect_list("ns")
         from kubemeta.kube import kubeapi  # the slow import, off the path to the first reply
 
         try:
@@ -114,6 +116,11 @@ def start_watches(cfg: Config, store: MetadataStore, warm: bool = True) -> None:
             store.list_over("pod")
             store.list_over("ns")
             log.error("cannot watch the Kubernetes API: %s", e, extra={"event": "config_error"})
+            return
+        except Exception as e:  # lookups must not wait for a list that never comes
+            store.list_over("pod")
+            store.list_over("ns")
+            internal.report("building the watch client", e)
             return
         pods = Reflector(
             f"pods on node {node}", lambda: api.list_pods(node),
@@ -128,6 +135,11 @@ def start_watches(cfg: Config, store: MetadataStore, warm: bool = True) -> None:
                          name="kubemeta-watch-namespaces", daemon=True).start()
         pods.run(store.stopped)
 
+    if jitter == 0:
+        # Before the thread runs: a lookup made meanwhile (a follower's question,
+        # say) must wait for the list rather than cost a GET.
+        store.expect_list("pod")
+        store.expect_list("ns")
     threading.Thread(target=run, name="kubemeta-watch-pods", daemon=True).start()
 
 
