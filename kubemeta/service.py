@@ -108,9 +108,9 @@ def start_watches(cfg: Config, store: MetadataStore, warm: bool = True) -> None:
                 return
             store.expect_list("pod")
             store.expect_list("ns")
-        from kubemeta.kube import kubeapi  # the slow import, off the path to the first reply
-
         try:
+            from kubemeta.kube import kubeapi  # the slow import, off the first reply's path
+
             api = kubeapi.KubeApi(cfg)
         except ConfigError as e:
             store.list_over("pod")
