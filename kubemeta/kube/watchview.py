@@ -76,9 +76,9 @@ class StoreView:
             self._store.forget_watched(self._kind, key)
         else:
             self._store.put_watched(self._kind, key, meta)
-        # Events are few (changes, not lines); their trace shows when one took effect.
-        log.debug("%s: %s %s applied", self.what, event.type,
-                  "/".join(key) if isinstance(key, tuple) else key)
+        if log.isEnabledFor(logging.DEBUG):  # when a change took effect, for tracing
+            log.debug("%s: %s %s applied", self.what, event.type,
+                      "/".join(key) if isinstance(key, tuple) else key)
 
     def stale(self, why: ApiError) -> None:
         self._store.list_over(self._kind)
