@@ -94,12 +94,9 @@ def _exit(code: int) -> int:
 
 
 def _helper(args: argparse.Namespace, mode: str) -> int:
-    from kubemeta.service import (
-        OmprogResponder,
-        PipeServer,
-        build_enricher,
-        build_sink_writer,
-    )
+    from kubemeta.app import App
+    from kubemeta.kinds import Role
+    from kubemeta.shell.pipeserver import OmprogResponder, PipeServer
     from kubemeta.wire.framing import LineFramer
 
     problem: ConfigError | None = None
@@ -113,6 +110,7 @@ def _helper(args: argparse.Namespace, mode: str) -> int:
         cfg = _salvage_log_settings(args)
     logsink.setup(cfg.log_file, cfg.log_level, helper=True)
     framer = LineFramer(cfg.max_line_bytes)
+    app = App(cfg)
     if problem is not None and mode == "omprog":
         # Without a config there is nowhere safe to write: refuse, and rsyslog
         # keeps the records in its queue and restarts us later.
@@ -138,17 +136,17 @@ def _helper(args: argparse.Namespace, mode: str) -> int:
         from kubemeta import roles
         from kubemeta.shell.stats import StatsWriter
 
-        helper = roles.start(cfg)
+        helper = roles.start(app)
         store = helper.store
         name = f"kubemeta({cfg.kubernetes_url})"
-        if helper.role != "alone":
+        if helper.role is not Role.ALONE:
             name += f"[{os.getpid()}]"  # one line per helper of the node
         stats = StatsWriter(store, name, cfg.stats_interval, cfg.stats_file,
-                            cfg.prometheus_file, prometheus=helper.leads)
-        stats.start()
-    enricher = build_enricher(cfg, store, shared=helper.shared if helper else None)
+                            cfg.prometheus_file, app.clock, prometheus=helper.leads)
+        stats.start(store.stopped)
+    enricher = app.enricher(store, shared=helper.shared if helper else None)
     if mode == "omprog":
-        writer = build_sink_writer(cfg)
+        writer = app.sink_writer()
         server = PipeServer(OmprogResponder(enricher, writer), framer,
                             greeting=b"OK\n", on_hup=writer.request_reopen)
         where = f"; sink {writer.sink}"
@@ -156,7 +154,7 @@ def _helper(args: argparse.Namespace, mode: str) -> int:
         server = PipeServer(enricher.reply, framer, busy_poll=cfg.busy_poll)
         where = ""
     server.install_signals()
-    if helper is not None and helper.role != "alone":
+    if helper is not None and helper.role is not Role.ALONE:
         where += f"; {helper.role} of this node's helpers"
     log.info("kubemeta %s started as %s helper; API %s%s", __version__, mode,
              cfg.kubernetes_url, where, extra={"event": "start"})
@@ -190,7 +188,7 @@ def _salvage_log_settings(args: argparse.Namespace) -> Config:
 
 
 def _enrich(args: argparse.Namespace) -> int:
-    from kubemeta.service import build_enricher, build_store
+    from kubemeta.app import App
     from kubemeta.wire.framing import LineFramer
 
     try:
@@ -200,12 +198,12 @@ def _enrich(args: argparse.Namespace) -> int:
         return 2
     logsink.setup(None, cfg.log_level, helper=False, journal=False)
     _log_to_stderr(cfg.log_level)
-    store = build_store(cfg)
-    store.start()
+    app = App(cfg)
+    store = app.start_store(app.store())
     # Replay is not latency-bound: wait for the API as long as a request may take.
     deadline = None if args.set_lookup_deadline else (
         cfg.api_connect_timeout + cfg.api_read_timeout)
-    enricher = build_enricher(cfg, store, deadline)
+    enricher = app.enricher(store, deadline)
     framer = LineFramer(cfg.max_line_bytes)
     src = sys.stdin.buffer if args.input == "-" else open(args.input, "rb")  # noqa: SIM115
     out = sys.stdout.buffer
@@ -241,10 +239,11 @@ def _check(args: argparse.Namespace) -> int:
     print(f"ok   log: {where}")
     if not os.path.isdir(cfg.state_dir) or not os.access(cfg.state_dir, os.W_OK):
         print(f"warn state_dir {cfg.state_dir} is not a writable directory")
-    try:
-        from kubemeta.kube import kubeapi
+    from kubemeta.app import App
 
-        api = kubeapi.KubeApi(cfg)
+    app = App(cfg)
+    try:
+        api = app.api()
     except ConfigError as e:
         print(f"FAIL API client: {e}")
         return 2
@@ -260,7 +259,7 @@ def _check(args: argparse.Namespace) -> int:
     node = cfg.node_name
     if cfg.effective_source() == "kubelet":
         try:
-            kubelet = kubeapi.KubeApi(cfg, kubelet=True)
+            kubelet = app.api(kubelet=True)
         except ConfigError as e:
             print(f"FAIL kubelet client: {e}")
             return 2

@@ -12,9 +12,10 @@ import difflib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from typing import Any, NamedTuple
+from typing import Any
 
 from kubemeta.errors import ConfigError
+from kubemeta.wire.sinkaddr import parse_sink
 
 DEFAULT_KUBERNETES_URL = "https://kubernetes.default.svc.cluster.local:443"
 SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
@@ -331,36 +332,3 @@ def parse_flag_value(name: str, text: str) -> Any:
 
 
 __all__ = ["Config", "ConfigError", "from_mapping", "load"]
-
-
-class Sink(NamedTuple):
-    """Where omprog mode writes: ``kind`` is file, unix or tcp."""
-
-    kind: str
-    path: str = ""
-    host: str = ""
-    port: int = 0
-
-    def __str__(self) -> str:
-        if self.kind != "tcp":
-            return f"{self.kind}:{self.path}"
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"tcp:{host}:{self.port}"
-
-
-def parse_sink(text: str) -> Sink:
-    """``file:/path``, ``unix:/path`` or ``tcp:host:port`` (``tcp:[::1]:port`` for IPv6)."""
-    kind, _, rest = text.partition(":")
-    if kind in ("file", "unix"):
-        if not rest.startswith("/"):
-            raise ConfigError(f"sink: {kind}: needs an absolute path, got {text!r}")
-        return Sink(kind, path=rest)
-    if kind == "tcp":
-        m = re.fullmatch(r"\[([0-9A-Fa-f:.]+)\]:([0-9]+)|([^:\[\]]+):([0-9]+)", rest)
-        if m:
-            host = m.group(1) or m.group(3)
-            port = int(m.group(2) or m.group(4))
-            if 0 < port < 65536:
-                return Sink("tcp", host=host, port=port)
-        raise ConfigError(f"sink: expected tcp:host:port, got {text!r}")
-    raise ConfigError(f"sink: expected file:/path, unix:/path or tcp:host:port, got {text!r}")

@@ -17,6 +17,10 @@ class RecordError(KubemetaError):
     """A line from rsyslog that cannot be understood; it is answered with {}."""
 
 
+class ShapeError(KubemetaError, ValueError):
+    """An API object that is not shaped like the kind we asked for."""
+
+
 class ConfigError(KubemetaError):
     """A configuration problem, worded for the operator who has to fix it."""
 

@@ -14,7 +14,9 @@ import functools
 import logging
 import platform
 import threading
+from collections.abc import Callable
 from importlib import metadata
+from typing import Any
 
 from kubemeta import __version__
 
@@ -79,3 +81,33 @@ ERRORS = InternalErrors()
 
 def report(where: str, exc: BaseException) -> None:
     ERRORS.report(where, exc)
+
+
+def supervise(where: str, step: Callable[[], object], stop: threading.Event, *,
+              every: float = 0.0, wait_first: bool = False,
+              until: Callable[[], bool] = lambda: False, pause: float = 1.0) -> None:
+    """Run ``step`` until ``stop`` is set (or ``until()``), waiting ``every``
+    seconds between runs: the loop of every background thread that must not die.
+    An exception in ``step`` is an internal error: reported, then the loop goes
+    on after ``pause`` (so a bug that fails at once does not spin a core). The
+    waits are on ``stop``, so a stopping helper ends them at once."""
+    if wait_first and stop.wait(every):
+        return
+    while not stop.is_set() and not until():
+        try:
+            step()
+        except Exception as e:
+            report(where, e)
+            if stop.wait(pause):
+                return
+        if every > 0 and stop.wait(every):
+            return
+
+
+def spawn(name: str, where: str, step: Callable[[], object], stop: threading.Event,
+          **kw: Any) -> threading.Thread:
+    """``supervise`` in a daemon thread called ``name``."""
+    t = threading.Thread(target=supervise, args=(where, step, stop), kwargs=kw, name=name,
+                         daemon=True)
+    t.start()
+    return t

@@ -40,10 +40,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "devel"))
 from apiemulator import ApiEmulator, make_namespace, make_pod
 from apiemulator.objects import container_id
 from apiemulator.pki import make_pki
+from kubemeta.app import App
 from kubemeta.cache.store import MetadataStore
 from kubemeta.config import Config
 from kubemeta.model.identify import PodRef
-from kubemeta.service import build_store, start_watches
 
 TOKEN = "fleet-token-0123456789"
 API_KINDS_EXCLUDED = ("kubelet_",)  # the kubelet's requests never reach the API server
@@ -72,15 +72,16 @@ class Node:
     store: MetadataStore | None = None
 
     def start(self, snapshot: Any = None) -> None:
-        store = build_store(self.cfg)
+        app = App(self.cfg)
+        store = app.store()
         if snapshot is not None:
             # The warm start: what the previous helper wrote at exit.
             rng = random.Random()
             pods, nss, deleted = snapshot
             store.preload(pods, nss, deleted, lambda: rng.uniform(0.5, 1.0))
-        store.start()
+        app.start_store(store)
         if self.cfg.effective_source() == "watch":
-            start_watches(self.cfg, store, warm=snapshot is not None)
+            app.start_watches(store, warm=snapshot is not None)
         self.store = store
 
     def restart(self) -> None:

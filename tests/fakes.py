@@ -1,26 +1,66 @@
-"""Fakes that stand in for the API at the Source boundary, and a fake clock."""
+"""Fakes that stand in for the API at the store's Fetcher boundary, and a fake clock."""
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Callable
+from typing import Any
 
+from kubemeta import app
+from kubemeta.cache.lookups import LookupSettings
+from kubemeta.cache.rules import CacheSettings
+from kubemeta.cache.store import MetadataStore, StoreSettings
+from kubemeta.config import Config
 from kubemeta.errors import ApiError, ApiNotFound
 from kubemeta.model.schema import NamespaceMeta, PodMeta
 
 
 class FakeClock:
+    """kubemeta.clock.Clock in fake time: it moves only when told (advance), or by
+    what a part sleeps, which returns at once."""
+
+    EPOCH = 1_790_000_000.0  # wall() at now == 0
+
     def __init__(self, now: float = 1000.0) -> None:
         self.now = now
+        self.slept: list[float] = []
 
     def __call__(self) -> float:
         return self.now
+
+    def wall(self) -> float:
+        return self.EPOCH + self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += max(0.0, seconds)
 
     def advance(self, seconds: float) -> None:
         self.now += seconds
 
 
-class FakeSource:
+def store_settings(**overrides: Any) -> StoreSettings:
+    """The defaults' store settings (as app.py builds them from Config()), with
+    ``overrides`` by field name of CacheSettings or LookupSettings."""
+    base = app.store_settings(Config())
+    cache = {k: v for k, v in overrides.items() if k in CacheSettings.__dataclass_fields__}
+    lookups = {k: v for k, v in overrides.items() if k in LookupSettings.__dataclass_fields__}
+    unknown = overrides.keys() - cache.keys() - lookups.keys()
+    assert not unknown, f"not a store setting: {sorted(unknown)}"
+    return StoreSettings(dataclasses.replace(base.cache, **cache),
+                         dataclasses.replace(base.lookups, **lookups))
+
+
+def make_store(fetcher: Any, clock: Any, **overrides: Any) -> MetadataStore:
+    """A started store asking ``fetcher`` (a Fetcher, or a function making one)."""
+    store = MetadataStore(clock=clock, settings=store_settings(**overrides))
+    store.start(fetcher if callable(fetcher) and not isinstance(fetcher, FakeFetcher)
+                else lambda: fetcher)
+    return store
+
+
+class FakeFetcher:
     """Answers from dicts; fails the next ``fail_times`` requests with ``error``."""
 
     def __init__(self, pods: dict[tuple[str, str], PodMeta] | None = None,

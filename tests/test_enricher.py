@@ -3,21 +3,20 @@
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 import pytest
 
 from kubemeta import config
 from kubemeta.cache.policy import Backoff
-from kubemeta.cache.store import MetadataStore, StoreSettings
+from kubemeta.clock import SYSTEM
 from kubemeta.model.identify import Identifier
 from kubemeta.model.schema import NamespaceMeta, PodMeta
 from kubemeta.shell.enricher import Enricher
 from kubemeta.wire.framing import OVERSIZE
 from kubemeta.wire.record import RecordReader
 
-from fakes import FakeSource
+from fakes import FakeFetcher, make_store
 
 CID = "a" * 64
 FILE = f"/var/log/containers/web-1_shop_app-{CID}.log"
@@ -26,13 +25,10 @@ POD = PodMeta("uid-1", {"app": "web"}, None, "node-1")
 NS = NamespaceMeta("ns-uid", {"team": "a"}, None, "2026-01-01T00:00:00Z")
 
 
-def enricher(**kw: Any) -> tuple[Enricher, FakeSource]:
-    src = FakeSource({("shop", "web-1"): POD}, {"shop": NS})
-    settings = StoreSettings(workers=1, backoff=Backoff(1.0, 30.0, 0.0), max_request_rate=1000,
-                             request_burst=1000)
-    store = MetadataStore(lambda: src, clock=time.monotonic,  # type: ignore[arg-type, return-value]
-                          settings=settings)
-    store.start()
+def enricher(**kw: Any) -> tuple[Enricher, FakeFetcher]:
+    src = FakeFetcher({("shop", "web-1"): POD}, {"shop": NS})
+    store = make_store(src, SYSTEM, workers=1, backoff=Backoff(1.0, 30.0, 0.0),
+                       max_request_rate=1000, request_burst=1000)
     reader = RecordReader("$!metadata!filename", "$!CONTAINER_NAME", "$!CONTAINER_ID_FULL")
     ident = Identifier(config.DEFAULT_FILENAME_PATTERNS, config.DEFAULT_CONTAINER_NAME_PATTERNS)
     return Enricher(reader, ident, store, "https://api:6443", 10.0, **kw), src

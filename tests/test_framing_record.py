@@ -7,7 +7,7 @@ import pytest
 from kubemeta import jsonlib
 from kubemeta.errors import RecordError
 from kubemeta.wire.framing import OVERSIZE, LineFramer
-from kubemeta.wire.record import RecordReader, Sources
+from kubemeta.wire.record import RecordFields, RecordReader
 
 CODECS = [c for c in (jsonlib.STDLIB, jsonlib.ORJSON) if c is not None]
 
@@ -61,10 +61,10 @@ def test_hostile_lines_raise_record_error_only(codec: jsonlib.Codec, line: bytes
 
 def test_missing_fields_are_not_errors() -> None:
     r = RecordReader("$!metadata!filename", "$!CONTAINER_NAME", "$!CONTAINER_ID_FULL")
-    assert r.read(b'{"msg": "x", "$!": null}') == Sources(None, None, None, "x")
-    assert r.read(b'{"msg": 7}') == Sources(None, None, None)
+    assert r.read(b'{"msg": "x", "$!": null}') == RecordFields(None, None, None, "x")
+    assert r.read(b'{"msg": 7}') == RecordFields(None, None, None)
     assert r.read(b'{"$!": {"metadata": "flat", "log": 1}}') == \
-        Sources(None, None, None, tree={"metadata": "flat", "log": 1})
+        RecordFields(None, None, None, tree={"metadata": "flat", "log": 1})
 
 
 @pytest.mark.parametrize("codec", CODECS, ids=lambda c: c.name)

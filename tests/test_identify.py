@@ -4,7 +4,7 @@ import pytest
 
 from kubemeta.config import DEFAULT_CONTAINER_NAME_PATTERNS, DEFAULT_FILENAME_PATTERNS
 from kubemeta.model.identify import Identifier, PodRef
-from kubemeta.wire.record import Sources
+from kubemeta.wire.record import RecordFields
 
 ID = "0123456789abcdef" * 4
 
@@ -14,8 +14,8 @@ def ident() -> Identifier:
     return Identifier(DEFAULT_FILENAME_PATTERNS, DEFAULT_CONTAINER_NAME_PATTERNS)
 
 
-def fn(name: str) -> Sources:
-    return Sources(name, None, None)
+def fn(name: str) -> RecordFields:
+    return RecordFields(name, None, None)
 
 
 @pytest.mark.parametrize(("path", "want"), [
@@ -46,17 +46,17 @@ def test_not_a_container_log(ident: Identifier, path: str) -> None:
 
 
 def test_container_name_with_and_without_hash(ident: Identifier) -> None:
-    hashed = Sources(None, "k8s_app.1a2b3c_web-1_shop_uid-1_0", "cid")
-    plain = Sources(None, "k8s_app_web-1_shop_uid-1_3", "cid")
+    hashed = RecordFields(None, "k8s_app.1a2b3c_web-1_shop_uid-1_0", "cid")
+    plain = RecordFields(None, "k8s_app_web-1_shop_uid-1_3", "cid")
     assert ident.identify(hashed) == PodRef("shop", "web-1", "app", "cid", "uid-1")
     assert ident.identify(plain) == PodRef("shop", "web-1", "app", "cid", "uid-1")
 
 
 def test_container_name_needs_container_id_and_falls_back_to_file_name(ident: Identifier) -> None:
     # As mmkubernetes: CONTAINER_NAME counts only together with CONTAINER_ID_FULL.
-    src = Sources(f"/var/log/containers/a_b_c-{ID}.log", "k8s_app_web-1_shop_uid_0", None)
+    src = RecordFields(f"/var/log/containers/a_b_c-{ID}.log", "k8s_app_web-1_shop_uid_0", None)
     assert ident.identify(src) == PodRef("b", "a", "c", ID, None)
-    src = Sources(f"/var/log/containers/a_b_c-{ID}.log", "not-kubernetes", "cid")
+    src = RecordFields(f"/var/log/containers/a_b_c-{ID}.log", "not-kubernetes", "cid")
     assert ident.identify(src) == PodRef("b", "a", "c", ID, None)
 
 

@@ -10,6 +10,7 @@ import pytest
 from apiemulator import ApiEmulator, make_namespace, make_pod
 from apiemulator.server import Fault
 from kubemeta import config
+from kubemeta.app import App
 from kubemeta.errors import (
     ApiBadResponse,
     ApiError,
@@ -19,23 +20,25 @@ from kubemeta.errors import (
     ApiThrottled,
     ApiUnauthorized,
     ApiUnreachable,
+    ShapeError,
 )
 from kubemeta.kube import kubeapi
-from kubemeta.model.schema import ShapeError, Shaper
+from kubemeta.kube.fetchers import ApiFetcher
+from kubemeta.model.schema import Shaper
 
 from conftest import TOKEN
 
 
 @pytest.fixture
-def api(emulator: ApiEmulator) -> kubeapi.ApiSource:
+def api(emulator: ApiEmulator) -> ApiFetcher:
     emulator.world.apply(make_namespace("shop"))
     emulator.world.apply(make_pod("shop", "web-1", {"app": "web"}))
     cfg = config.Config(kubernetes_url=emulator.url, ca_file=emulator.pki.ca_file, token=TOKEN,
                         api_read_timeout=1.0, api_connect_timeout=1.0)
-    return kubeapi.ApiSource(cfg, Shaper(True, "_", []))
+    return ApiFetcher(App(cfg).api(), Shaper(True, "_", []))
 
 
-def test_a_good_answer(api: kubeapi.ApiSource) -> None:
+def test_a_good_answer(api: ApiFetcher) -> None:
     assert api.pod("shop", "web-1").labels == {"app": "web"}
     with pytest.raises(ApiNotFound):
         api.pod("shop", "ghost")
@@ -56,7 +59,7 @@ def test_a_good_answer(api: kubeapi.ApiSource) -> None:
     (Fault("huge", size=5 * 1024 * 1024, pause_at=kubeapi.MAX_BODY_BYTES + 1, seconds=0.5),
      ApiBadResponse, "larger than"),
 ])
-def test_faults_become_our_errors(api: kubeapi.ApiSource, emulator: ApiEmulator, fault: Fault,
+def test_faults_become_our_errors(api: ApiFetcher, emulator: ApiEmulator, fault: Fault,
                                   error: type[ApiError], reason: str) -> None:
     emulator.add_fault(fault)
     with pytest.raises(error) as e:
@@ -68,7 +71,7 @@ def test_faults_become_our_errors(api: kubeapi.ApiSource, emulator: ApiEmulator,
     assert api.pod("shop", "web-1").labels == {"app": "web"}  # and it goes on
 
 
-def test_wrong_kind_is_a_shape_error(api: kubeapi.ApiSource, emulator: ApiEmulator) -> None:
+def test_wrong_kind_is_a_shape_error(api: ApiFetcher, emulator: ApiEmulator) -> None:
     emulator.add_fault(Fault("wrong_kind"))
     with pytest.raises(ShapeError):
         api.pod("shop", "web-1")
@@ -77,18 +80,18 @@ def test_wrong_kind_is_a_shape_error(api: kubeapi.ApiSource, emulator: ApiEmulat
 def test_bad_token_is_unauthorized(emulator: ApiEmulator) -> None:
     cfg = config.Config(kubernetes_url=emulator.url, ca_file=emulator.pki.ca_file, token="nope")
     with pytest.raises(ApiUnauthorized):
-        kubeapi.KubeApi(cfg).get_namespace("default")
+        App(cfg).api().get_namespace("default")
 
 
 def test_refused_and_dns(emulator: ApiEmulator) -> None:
     emulator.stop_listening()
     cfg = config.Config(kubernetes_url=emulator.url, ca_file=emulator.pki.ca_file, token=TOKEN)
     with pytest.raises(ApiUnreachable, match="connection refused"):
-        kubeapi.KubeApi(cfg).get_namespace("default")
+        App(cfg).api().get_namespace("default")
     cfg = config.Config(kubernetes_url="https://kubemeta-test.invalid:6443", token=TOKEN,
                         api_connect_timeout=2.0)
     with pytest.raises(ApiUnreachable, match="DNS lookup failed"):
-        kubeapi.KubeApi(cfg).get_namespace("default")
+        App(cfg).api().get_namespace("default")
 
 
 def test_rotated_client_certificate_is_reloaded(emulator: ApiEmulator, tmp_path: Path) -> None:
@@ -100,7 +103,7 @@ def test_rotated_client_certificate_is_reloaded(emulator: ApiEmulator, tmp_path:
     key.write_bytes(Path(foreign.client_key).read_bytes())
     cfg = config.Config(kubernetes_url=emulator.url, ca_file=emulator.pki.ca_file,
                         client_cert_file=str(cert), client_key_file=str(key))
-    api = kubeapi.KubeApi(cfg)
+    api = App(cfg).api()
     with pytest.raises(ApiError):
         api.get_namespace("default")
     cert.write_bytes(Path(emulator.pki.client_cert).read_bytes())

@@ -5,21 +5,18 @@ from __future__ import annotations
 
 import subprocess
 import threading
-import time
 from pathlib import Path
 
 import pytest
 
 from apiemulator import ApiEmulator, make_namespace, make_pod
 from kubemeta import config
+from kubemeta.app import App
 from kubemeta.cache.store import MetadataStore
 from kubemeta.errors import ApiNotFound, ApiUnreachable
-from kubemeta.kube.kubeletsource import KubeletSource
-from kubemeta.model.schema import Shaper
-from kubemeta.service import store_settings
+from kubemeta.kube.fetchers import ApiFetcher, KubeletFetcher, KubeletPolling
 
 from conftest import TOKEN
-from fakes import FakeSource
 from harness import (
     DOCKER,
     KUBEMETA_BIN,
@@ -40,13 +37,16 @@ def node(emulator: ApiEmulator) -> ApiEmulator:
     return emulator
 
 
-def source(emu: ApiEmulator, kubelet_url: str) -> tuple[KubeletSource, MetadataStore]:
+def source(emu: ApiEmulator, kubelet_url: str) -> tuple[KubeletFetcher, MetadataStore]:
+    """The fetcher app.py builds for such a config, not polling by itself."""
     cfg = config.Config(kubernetes_url=emu.url, ca_file=emu.pki.ca_file, token=TOKEN,
                         node_name="node-1", source="kubelet", kubelet_url=kubelet_url,
                         kubelet_min_interval=0.5)
-    store = MetadataStore(FakeSource, clock=time.monotonic,
-                          settings=store_settings(cfg))
-    return KubeletSource(cfg, Shaper(True, "_", []), store), store
+    parts = App(cfg)
+    store = parts.store()
+    api = ApiFetcher(parts.api(), parts.shaper)
+    polling = KubeletPolling(cfg.kubelet_min_interval, cfg.kubelet_refresh_interval)
+    return KubeletFetcher(api, parts.api(kubelet=True), store, parts.shaper, polling), store
 
 
 def test_pods_come_from_the_kubelet_one_request_however_many_misses(node: ApiEmulator) -> None:

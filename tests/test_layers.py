@@ -15,19 +15,20 @@ from harness import REPO
 PACKAGE = REPO / "kubemeta"
 # Bottom to top. A folder stands for every module in it.
 LAYERS: list[tuple[str, ...]] = [
-    ("__init__", "errors", "jsonlib", "internal", "files"),
+    ("__init__", "errors", "jsonlib", "internal", "files", "clock", "kinds"),
     ("wire",),
     ("model",),
-    ("config",),
     ("cache",),
     ("kube",),
     ("state",),
     ("share",),
     ("shell",),
-    ("roles", "service", "cli", "__main__"),
+    # The composition root and what reads a Config: no part below sees one.
+    ("config", "app", "roles", "cli", "__main__"),
 ]
 # Bytes and values in, values out: no sockets, threads, clocks, files or logs.
-SANS_IO = ("wire", "model", "cache/policy", "cache/scheduler", "errors", "jsonlib")
+SANS_IO = ("wire", "model", "cache/policy", "cache/scheduler", "cache/rules", "errors",
+           "jsonlib", "kinds")
 IO_MODULES = {"socket", "ssl", "select", "selectors", "threading", "subprocess", "time",
               "urllib3", "http", "mmap", "fcntl", "tempfile", "logging", "kubernetes",
               "signal", "shutil", "asyncio", "multiprocessing", "queue", "systemd"}

@@ -66,7 +66,7 @@ class StubEnricher:
 
 
 def test_responder_answers_error_until_the_sink_takes_the_line() -> None:
-    from kubemeta.service import OmprogResponder
+    from kubemeta.shell.pipeserver import OmprogResponder
 
     w = FakeWriter(fail_times=2)
     e = StubEnricher()
@@ -78,7 +78,7 @@ def test_responder_answers_error_until_the_sink_takes_the_line() -> None:
 
 
 def test_responder_answers_a_record_only_once_the_sink_has_it() -> None:
-    from kubemeta.service import OmprogResponder
+    from kubemeta.shell.pipeserver import OmprogResponder
 
     w = FakeWriter(fail_times=1)
     r = OmprogResponder(StubEnricher(), w)  # type: ignore[arg-type]
@@ -92,7 +92,7 @@ def records_through_rsyslog(use_transactions: bool, batches: list[list[bytes]],
                             kill_at: int | None, kill_after: bool) -> tuple[list[bytes], int]:
     """The lines the sink took when rsyslog sends ``batches`` to kubemeta's omprog
     responder and kubemeta dies at frame ``kill_at``; and the frames sent."""
-    from kubemeta.service import OmprogResponder
+    from kubemeta.shell.pipeserver import OmprogResponder
 
     sink = FakeWriter()
     rs = FakeRsyslogOmprog(lambda: OmprogResponder(StubEnricher(), sink),  # type: ignore[arg-type]

@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from kubemeta.service import PipeServer
+from kubemeta.shell.pipeserver import PipeServer
 from kubemeta.wire.framing import Frame, LineFramer
 
 

@@ -18,11 +18,14 @@ from pathlib import Path
 import pytest
 
 from kubemeta import config, jsonlib, roles
-from kubemeta.cache.store import MetadataStore, StoreSettings
+from kubemeta.cache.store import MetadataStore
+from kubemeta.clock import SYSTEM
 from kubemeta.errors import ApiNotFound, ApiUnreachable
 from kubemeta.model.identify import Identifier, PodRef
 from kubemeta.model.schema import NamespaceMeta, PodMeta
-from kubemeta.share import sharing
+from kubemeta.share import transport
+from kubemeta.share.following import Following, LeaderClient, RoleFetcher
+from kubemeta.share.leading import Leading
 from kubemeta.share.sharedview import View, ViewError, ViewSlot, encode
 from kubemeta.shell.enricher import Enricher
 from kubemeta.wire.record import RecordReader
@@ -37,7 +40,7 @@ from kubemeta.wire.sharedproto import (
     encode_request,
 )
 
-from fakes import FakeClock, FakeSource
+from fakes import FakeClock, FakeFetcher, make_store, store_settings
 
 IDENT = {"kubernetes_url": "https://api", "node_name": "node-1", "shape": [True, "_", [], []]}
 WEB = PodMeta("uid-web", {"app": "web"}, None, "node-1", ("cid-web",))
@@ -80,25 +83,22 @@ class Node:
 
     def __init__(self, tmp: Path) -> None:
         self.group = Group.of(str(tmp / "state"), IDENT)
-        self.source = FakeSource({("shop", "web-1"): WEB}, {"shop": SHOP})
-        self.store = MetadataStore(lambda: self.source, clock=time.monotonic,
-                                   settings=StoreSettings())
-        self.store.start()
-        self.fd = sharing.open_lock(self.group)
-        assert sharing.try_lead(self.fd)
-        self.leading = sharing.Leading(self.group, self.store, wait=5.0)
+        self.source = FakeFetcher({("shop", "web-1"): WEB}, {"shop": SHOP})
+        self.store = make_store(self.source, SYSTEM)
+        self.fd = transport.open_lock(self.group)
+        assert transport.try_lead(self.fd)
+        self.leading = Leading(self.group, self.store, wait=5.0)
         self.leading.start()
 
     def follower(self, on_lead: threading.Event | None = None
-                 ) -> tuple[MetadataStore, sharing.Following, sharing.RoleSource]:
-        client = sharing.LeaderClient(self.group, timeout=5.0)
-        role = sharing.RoleSource(client)
-        store = MetadataStore(lambda: role, clock=time.monotonic, settings=StoreSettings())
-        store.start()
-        fd = sharing.open_lock(self.group)
-        assert not sharing.try_lead(fd)
-        following = sharing.Following(self.group, store, client, fd,
-                                      on_lead.set if on_lead else lambda: None)
+                 ) -> tuple[MetadataStore, Following, RoleFetcher]:
+        client = LeaderClient(self.group, timeout=5.0)
+        role = RoleFetcher(client)
+        store = make_store(lambda: role, SYSTEM)
+        fd = transport.open_lock(self.group)
+        assert not transport.try_lead(fd)
+        following = Following(self.group, store, client, fd,
+                              on_lead.set if on_lead else lambda: None)
         return store, following, role
 
     def close(self) -> None:
@@ -215,7 +215,7 @@ def test_a_stale_entry_in_the_view_makes_the_leader_refresh_it(tmp_path: Path) -
 
 def test_without_a_leader_a_follower_waits_a_moment_then_is_told(tmp_path: Path) -> None:
     group = Group.of(str(tmp_path), IDENT)
-    client = sharing.LeaderClient(group, timeout=5.0)
+    client = LeaderClient(group, timeout=5.0)
     t0 = time.monotonic()
     with pytest.raises(ApiUnreachable, match="no leader"):
         client.pod("shop", "web-1")
@@ -224,7 +224,7 @@ def test_without_a_leader_a_follower_waits_a_moment_then_is_told(tmp_path: Path)
 
 def test_a_leader_that_opens_its_socket_late_is_still_asked(tmp_path: Path) -> None:
     group = Group.of(str(tmp_path / "state"), IDENT)
-    client = sharing.LeaderClient(group, timeout=5.0)
+    client = LeaderClient(group, timeout=5.0)
     got: list[PodMeta] = []
     asking = threading.Thread(target=lambda: got.append(client.pod("shop", "web-1")))
     asking.start()
@@ -275,7 +275,7 @@ def test_datagrams_from_another_user_are_ignored(node: Node) -> None:
 
 def test_a_follower_taking_the_lead_seeds_its_store_from_the_last_view() -> None:
     clock = FakeClock(1000.0)
-    store = MetadataStore(FakeSource, clock=clock, settings=StoreSettings())
+    store = MetadataStore(clock=clock, settings=store_settings())
     gone = PodMeta("uid-gone", None, None, "node-1", ("e" * 64,))
     slot = ViewSlot()
     slot.view = View(encode([(("shop", "web-1"), WEB, math.inf)], [("shop", SHOP, 1500.0)],
@@ -285,14 +285,14 @@ def test_a_follower_taking_the_lead_seeds_its_store_from_the_last_view() -> None
     pe, ne = store.lookup(REF, clock() + 5)
     assert pe is not None and pe.value == WEB and ne is not None and ne.value == SHOP
     # Refreshed from the API over half to all of their TTL, not at once.
-    settings = StoreSettings()
-    assert 1000 + settings.pod_ttl / 2 <= pe.fresh_until <= 1000 + settings.pod_ttl
+    ttl = store_settings().cache.pod_ttl
+    assert 1000 + ttl / 2 <= pe.fresh_until <= 1000 + ttl
     assert store.deleted() == 1
     assert store.shared()[2] == [(gone, 900.0)]
 
 
 def test_an_unusable_last_view_seeds_nothing() -> None:
-    store = MetadataStore(FakeSource, clock=FakeClock(), settings=StoreSettings())
+    store = MetadataStore(clock=FakeClock(), settings=store_settings())
     slot = ViewSlot()
     data = bytearray(encode([(("shop", "web-1"), WEB, 1.0)], [], [], 0.0, jsonlib.dumps))
     data[-40:] = b"\xff" * 40  # its key records
@@ -305,10 +305,7 @@ def test_an_unusable_last_view_seeds_nothing() -> None:
 
 def test_a_follower_forgets_answers_only_once_a_view_published_after_them_has_them() -> None:
     clock = FakeClock(1000.0)
-    settings = StoreSettings()
-    source = FakeSource({("shop", "web-1"): WEB}, {"shop": SHOP})
-    store = MetadataStore(lambda: source, clock=clock, settings=settings)
-    store.start()
+    store = make_store(FakeFetcher({("shop", "web-1"): WEB}, {"shop": SHOP}), clock)
     try:
         store.lookup(REF, clock() + 5)  # answered at 1000 (the store's clock)
         store.lookup(PodRef("shop", "nope", "app", None, None), clock() + 5)

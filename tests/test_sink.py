@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from kubemeta.cache.policy import Backoff
-from kubemeta.config import Sink, parse_sink
 from kubemeta.errors import ConfigError, SinkError
 from kubemeta.shell.sink import SinkWriter
+from kubemeta.wire.sinkaddr import Sink, parse_sink
 
 from fakes import FakeClock
 from harness import LineConsumer

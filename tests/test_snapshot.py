@@ -11,15 +11,16 @@ from pathlib import Path
 
 import pytest
 
-from kubemeta.cache.store import MetadataStore, StoreSettings
+from kubemeta import app
+from kubemeta.cache.store import MetadataStore
 from kubemeta.config import Config
 from kubemeta.model.identify import PodRef
 from kubemeta.model.schema import NamespaceMeta, PodMeta
 from kubemeta.state import snapshot
 from kubemeta.state.snapshot import Contents, SnapshotError
-from kubemeta.state.warmstart import SnapshotKeeper
+from kubemeta.state.warmstart import SnapshotKeeper, SnapshotSettings
 
-from fakes import FakeClock, FakeSource
+from fakes import FakeClock, FakeFetcher, make_store
 
 POD = PodMeta("uid-1", {"app": "web"}, {"a": "b"}, "node-1", ("cid-1",))
 GONE = PodMeta("uid-0", {"app": "job"}, None, "node-1", ("cid-0",))
@@ -109,14 +110,15 @@ def test_an_oversized_file_is_not_read_whole(tmp_path: Path) -> None:
 
 
 def store(clock: FakeClock) -> MetadataStore:
-    s = MetadataStore(lambda: FakeSource({}, {}), clock=clock, settings=StoreSettings())
-    s.start()
-    return s
+    return make_store(FakeFetcher({}, {}), clock)
 
 
-def config(tmp_path: Path) -> Config:
-    return Config(kubernetes_url="https://api:6443", node_name="node-1",
-                  state_dir=str(tmp_path), source="get")
+def config(tmp_path: Path) -> SnapshotSettings:
+    """What app.py hands the keeper for such a config."""
+    cfg = Config(kubernetes_url="https://api:6443", node_name="node-1",
+                 state_dir=str(tmp_path), source="get")
+    return SnapshotSettings(str(tmp_path / snapshot.FILENAME), app.identity(cfg),
+                            cfg.snapshot_interval)
 
 
 def test_keeper_carries_what_one_helper_knew_to_the_next(tmp_path: Path) -> None:

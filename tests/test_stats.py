@@ -7,12 +7,12 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from kubemeta.cache.store import MetadataStore, StoreSettings
+from kubemeta.cache.store import MetadataStore
 from kubemeta.model.identify import PodRef
 from kubemeta.model.schema import NamespaceMeta, PodMeta
 from kubemeta.shell.stats import StatsWriter, impstats_line, prometheus_text, snapshot
 
-from fakes import FakeClock, FakeSource
+from fakes import FakeClock, FakeFetcher, make_store
 
 POD = PodMeta("uid-1", {"app": "web"}, None, "node-1")
 NS = NamespaceMeta("ns-uid", None, None, None)
@@ -20,9 +20,7 @@ NS = NamespaceMeta("ns-uid", None, None, None)
 
 def store_with_traffic() -> tuple[MetadataStore, FakeClock]:
     clock = FakeClock()
-    store = MetadataStore(lambda: FakeSource({("shop", "web-1"): POD}, {"shop": NS}),  # type: ignore[arg-type,return-value]
-                          clock=clock, settings=StoreSettings(workers=1))
-    store.start()
+    store = make_store(FakeFetcher({("shop", "web-1"): POD}, {"shop": NS}), clock, workers=1)
     store.lookup(PodRef("shop", "web-1", "app", None, None), clock() + 10)
     store.lookup(PodRef("shop", "gone", "app", None, None), clock() + 10)
     assert store.wait_idle(10)

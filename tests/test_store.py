@@ -10,30 +10,26 @@ import pytest
 
 from kubemeta import internal
 from kubemeta.cache.policy import Backoff, BreakerState
-from kubemeta.cache.store import MetadataStore, StoreSettings
-from kubemeta.errors import ApiError, ApiUnauthorized, ConfigError
+from kubemeta.cache.store import MetadataStore
+from kubemeta.errors import ApiError, ApiUnauthorized, ConfigError, ShapeError
 from kubemeta.model.identify import PodRef
-from kubemeta.model.schema import NamespaceMeta, PodMeta, ShapeError
+from kubemeta.model.schema import NamespaceMeta, PodMeta
 from kubemeta.shell import stats
 
-from fakes import FakeClock, FakeSource
+from fakes import FakeClock, FakeFetcher, make_store, store_settings
 
 REF = PodRef("shop", "web-1", "app", "cid", None)
 POD = PodMeta("uid-1", {"app": "web"}, None, "node-1")
 POD2 = PodMeta("uid-1", {"app": "web", "v": "2"}, None, "node-1")
 NS = NamespaceMeta("ns-uid", {"team": "a"}, None, "2026-01-01T00:00:00Z")
-SETTINGS = StoreSettings(pod_ttl=60, namespace_ttl=600, not_found_ttl=30,
-                         error_retry_interval=5, pod_cache_size=100, namespace_cache_size=100,
-                         workers=2, breaker_threshold=2, backoff=Backoff(1.0, 30.0, 0.0),
-                         max_request_rate=1000, request_burst=1000)
+SETTINGS: dict[str, Any] = dict(
+    pod_ttl=60, namespace_ttl=600, not_found_ttl=30, error_retry_interval=5,
+    pod_cache_size=100, namespace_cache_size=100, workers=2, breaker_threshold=2,
+    backoff=Backoff(1.0, 30.0, 0.0), max_request_rate=1000, request_burst=1000)
 
 
-def make(src: FakeSource | Callable[[], Any], clock: FakeClock, **kw: Any) -> MetadataStore:
-    settings = StoreSettings(**{**SETTINGS.__dict__, **kw})
-    factory = src if callable(src) and not isinstance(src, FakeSource) else (lambda: src)
-    store = MetadataStore(factory, clock=clock, settings=settings)  # type: ignore[arg-type]
-    store.start()
-    return store
+def make(src: FakeFetcher | Callable[[], Any], clock: FakeClock, **kw: Any) -> MetadataStore:
+    return make_store(src, clock, **{**SETTINGS, **kw})
 
 
 def settle(store: MetadataStore) -> None:
@@ -53,7 +49,7 @@ def clock() -> FakeClock:
 
 
 def test_first_lookup_waits_for_the_answer(clock: FakeClock) -> None:
-    src = FakeSource({("shop", "web-1"): POD}, {"shop": NS})
+    src = FakeFetcher({("shop", "web-1"): POD}, {"shop": NS})
     store = make(src, clock)
     pe, ne = store.lookup(REF, clock() + 10)
     assert pe is not None and pe.value == POD
@@ -61,7 +57,7 @@ def test_first_lookup_waits_for_the_answer(clock: FakeClock) -> None:
 
 
 def test_one_request_per_object_however_many_lines(clock: FakeClock) -> None:
-    src = FakeSource({("shop", "web-1"): POD}, {"shop": NS})
+    src = FakeFetcher({("shop", "web-1"): POD}, {"shop": NS})
     src.gate = threading.Event()
     store = make(src, clock)
     for _ in range(50):
@@ -73,7 +69,7 @@ def test_one_request_per_object_however_many_lines(clock: FakeClock) -> None:
 
 
 def test_deadline_bounds_the_wait_when_the_api_hangs(clock: FakeClock) -> None:
-    src = FakeSource({("shop", "web-1"): POD}, {"shop": NS})
+    src = FakeFetcher({("shop", "web-1"): POD}, {"shop": NS})
     src.gate = threading.Event()
     store = make(src, clock)
     assert store.lookup(REF, clock() + 0.05) == (None, None)
@@ -82,7 +78,7 @@ def test_deadline_bounds_the_wait_when_the_api_hangs(clock: FakeClock) -> None:
 
 
 def test_after_one_wait_runs_out_no_line_waits_until_an_answer(clock: FakeClock) -> None:
-    src = FakeSource({("shop", "web-1"): POD, ("shop", "web-2"): POD}, {"shop": NS})
+    src = FakeFetcher({("shop", "web-1"): POD, ("shop", "web-2"): POD}, {"shop": NS})
     src.gate = threading.Event()
     store = make(src, clock)
     assert store.lookup(REF, clock() + 0.05) == (None, None)
@@ -102,7 +98,7 @@ def test_after_one_wait_runs_out_no_line_waits_until_an_answer(clock: FakeClock)
 
 
 def test_expired_entries_are_served_while_refreshing(clock: FakeClock) -> None:
-    src = FakeSource({("shop", "web-1"): POD}, {"shop": NS})
+    src = FakeFetcher({("shop", "web-1"): POD}, {"shop": NS})
     store = make(src, clock)
     first, _ = store.lookup(REF, clock() + 10)
     src.pods[("shop", "web-1")] = POD2
@@ -117,7 +113,7 @@ def test_expired_entries_are_served_while_refreshing(clock: FakeClock) -> None:
 
 
 def test_failed_refresh_keeps_last_good_metadata(clock: FakeClock) -> None:
-    src = FakeSource({("shop", "web-1"): POD}, {"shop": NS})
+    src = FakeFetcher({("shop", "web-1"): POD}, {"shop": NS})
     store = make(src, clock)
     good, _ = store.lookup(REF, clock() + 10)
     src.fail_times = 1000
@@ -130,7 +126,7 @@ def test_failed_refresh_keeps_last_good_metadata(clock: FakeClock) -> None:
 
 
 def test_outage_opens_the_breaker_and_stops_per_object_requests(clock: FakeClock) -> None:
-    src = FakeSource({("shop", f"p{i}"): POD for i in range(50)}, {"shop": NS}, fail_times=10**6,
+    src = FakeFetcher({("shop", f"p{i}"): POD for i in range(50)}, {"shop": NS}, fail_times=10**6,
                      error=ApiError("403 Forbidden", 403))
     store = make(src, clock)
     for i in range(50):
@@ -138,7 +134,7 @@ def test_outage_opens_the_breaker_and_stops_per_object_requests(clock: FakeClock
     until(lambda: store.breaker_state() is BreakerState.OPEN)
     time.sleep(0.2)
     n = len(src.calls)
-    assert n <= 2 + SETTINGS.workers  # the threshold, plus what was already in flight
+    assert n <= 2 + SETTINGS["workers"]  # the threshold, plus what was already in flight
     for i in range(50):  # lines keep coming: nothing more goes out
         assert store.lookup(REF._replace(pod=f"p{i}"), clock() + 10) == (None, None)
     time.sleep(0.2)
@@ -152,7 +148,7 @@ def test_outage_opens_the_breaker_and_stops_per_object_requests(clock: FakeClock
 
 
 def test_recovery_fills_new_pods_without_a_restart(clock: FakeClock) -> None:
-    src = FakeSource({("shop", "web-1"): POD}, {"shop": NS}, fail_times=10**6,
+    src = FakeFetcher({("shop", "web-1"): POD}, {"shop": NS}, fail_times=10**6,
                      error=ApiError("connection refused", 0))
     store = make(src, clock)
     assert store.lookup(REF, clock() + 10) == (None, None)
@@ -170,7 +166,7 @@ def test_recovery_fills_new_pods_without_a_restart(clock: FakeClock) -> None:
 
 
 def test_retry_after_holds_the_next_probe(clock: FakeClock) -> None:
-    src = FakeSource({("shop", "web-1"): POD}, {"shop": NS}, fail_times=10**6,
+    src = FakeFetcher({("shop", "web-1"): POD}, {"shop": NS}, fail_times=10**6,
                      error=ApiError("429 Too Many Requests", 429, retry_after=120))
     store = make(src, clock)
     store.lookup(REF, clock())
@@ -188,7 +184,7 @@ def test_retry_after_holds_the_next_probe(clock: FakeClock) -> None:
 
 
 def test_not_found_is_cached_briefly(clock: FakeClock) -> None:
-    src = FakeSource({}, {"shop": NS})
+    src = FakeFetcher({}, {"shop": NS})
     store = make(src, clock)
     pe, ne = store.lookup(REF, clock() + 10)
     assert pe is not None and pe.value is None and ne is not None
@@ -205,7 +201,7 @@ def test_not_found_is_cached_briefly(clock: FakeClock) -> None:
 
 
 def test_unauthorized_rereads_credentials_and_retries_at_once(clock: FakeClock) -> None:
-    src = FakeSource({("shop", "web-1"): POD}, {"shop": NS}, fail_times=1,
+    src = FakeFetcher({("shop", "web-1"): POD}, {"shop": NS}, fail_times=1,
                      error=ApiUnauthorized("401 Unauthorized", 401))
     store = make(src, clock)
     pe, _ = store.lookup(REF, clock() + 10)
@@ -214,7 +210,7 @@ def test_unauthorized_rereads_credentials_and_retries_at_once(clock: FakeClock) 
 
 
 def test_an_object_the_api_describes_wrongly_does_not_open_the_breaker(clock: FakeClock) -> None:
-    src = FakeSource({("shop", "web-1"): POD}, {"shop": NS}, fail_times=2,
+    src = FakeFetcher({("shop", "web-1"): POD}, {"shop": NS}, fail_times=2,
                      error=ShapeError("expected kind Pod, got 'ConfigMap'"))
     store = make(src, clock)
     store.lookup(REF, clock() + 10)
@@ -224,7 +220,7 @@ def test_an_object_the_api_describes_wrongly_does_not_open_the_breaker(clock: Fa
 
 
 def test_cache_size_is_bounded(clock: FakeClock) -> None:
-    src = FakeSource({("shop", f"p{i}"): POD for i in range(30)}, {"shop": NS})
+    src = FakeFetcher({("shop", f"p{i}"): POD for i in range(30)}, {"shop": NS})
     store = make(src, clock, pod_cache_size=10)
     for i in range(30):
         store.lookup(REF._replace(pod=f"p{i}"), clock() + 10)
@@ -237,7 +233,7 @@ def test_a_broken_source_means_file_name_fields_only(clock: FakeClock) -> None:
         raise ConfigError("kubeconfig /nope: not found")
 
     store = make(broken, clock)
-    until(lambda: store._broken)
+    assert store.wait_ready(10)  # the fetcher could not be built
     assert store.lookup(REF, clock() + 10) == (None, None)
     settle(store)
 
@@ -257,7 +253,7 @@ def labels(store: MetadataStore, ref: PodRef, clock: FakeClock) -> Any:
 
 
 def test_deleted_pod_serves_its_lines_until_they_go_quiet(clock: FakeClock) -> None:
-    src = FakeSource({}, {"shop": NS})
+    src = FakeFetcher({}, {"shop": NS})
     store = make(src, clock, deleted_quiet=300, deleted_max_age=3600)
     store.put_watched("pod", ("shop", "web-1"), OLD)
     store.forget_watched("pod", ("shop", "web-1"))  # DELETED
@@ -273,7 +269,7 @@ def test_deleted_pod_serves_its_lines_until_they_go_quiet(clock: FakeClock) -> N
 
 
 def test_deleted_pod_has_a_hard_cap(clock: FakeClock) -> None:
-    store = make(FakeSource({}, {"shop": NS}), clock, deleted_quiet=300, deleted_max_age=500)
+    store = make(FakeFetcher({}, {"shop": NS}), clock, deleted_quiet=300, deleted_max_age=500)
     store.put_watched("pod", ("shop", "web-1"), OLD)
     store.forget_watched("pod", ("shop", "web-1"))
     for _ in range(6):
@@ -283,7 +279,7 @@ def test_deleted_pod_has_a_hard_cap(clock: FakeClock) -> None:
 
 
 def test_recreated_pod_of_the_same_name_never_mixes_with_the_old(clock: FakeClock) -> None:
-    store = make(FakeSource({}, {"shop": NS}), clock)
+    store = make(FakeFetcher({}, {"shop": NS}), clock)
     store.put_watched("pod", ("shop", "web-1"), OLD)
     store.forget_watched("pod", ("shop", "web-1"))
     store.put_watched("pod", ("shop", "web-1"), NEW)  # a StatefulSet's web-1 again
@@ -294,7 +290,7 @@ def test_recreated_pod_of_the_same_name_never_mixes_with_the_old(clock: FakeCloc
 
 
 def test_a_404_for_a_pod_we_knew_is_a_deletion(clock: FakeClock) -> None:
-    src = FakeSource({("shop", "web-1"): OLD}, {"shop": NS})
+    src = FakeFetcher({("shop", "web-1"): OLD}, {"shop": NS})
     store = make(src, clock)
     assert labels(store, line("cid-old"), clock) == {"app": "web", "gen": "1"}
     del src.pods[("shop", "web-1")]
@@ -306,7 +302,7 @@ def test_a_404_for_a_pod_we_knew_is_a_deletion(clock: FakeClock) -> None:
 
 
 def test_a_relist_that_still_has_the_pod_undoes_the_deletion(clock: FakeClock) -> None:
-    store = make(FakeSource({}, {"shop": NS}), clock)
+    store = make(FakeFetcher({}, {"shop": NS}), clock)
     store.replace_watched("pod", {("shop", "web-1"): OLD})
     store.replace_watched("pod", {})
     assert store.deleted() == 1
@@ -320,7 +316,7 @@ def test_stop_ends_the_store_s_threads(clock: FakeClock) -> None:
                 if t.name.startswith(("kubemeta-lookup", "kubemeta-dispatch")) and t.is_alive()]
 
     before = len(ours())
-    store = make(FakeSource({("shop", "web-1"): POD}, {"shop": NS}), clock)
+    store = make(FakeFetcher({("shop", "web-1"): POD}, {"shop": NS}), clock)
     store.lookup(REF, clock() + 5)
     until(lambda: len(ours()) == before + 3)  # the dispatcher and two workers
     store.stop()
@@ -328,16 +324,15 @@ def test_stop_ends_the_store_s_threads(clock: FakeClock) -> None:
 
 
 def test_a_lazy_store_builds_its_source_only_when_a_lookup_needs_it(clock: FakeClock) -> None:
-    built: list[FakeSource] = []
+    built: list[FakeFetcher] = []
 
-    def factory() -> FakeSource:
-        built.append(FakeSource({("shop", "web-1"): POD}, {"shop": NS}))
+    def factory() -> FakeFetcher:
+        built.append(FakeFetcher({("shop", "web-1"): POD}, {"shop": NS}))
         return built[-1]
 
-    store = MetadataStore(factory, clock=clock, settings=SETTINGS)
-    store.lazy = True  # a warm start: the snapshot serves meanwhile
+    store = MetadataStore(clock=clock, settings=store_settings(**SETTINGS))
     store.preload([(("shop", "web-1"), POD)], [("shop", NS)], [], lambda: 1.0)
-    store.start()
+    store.start(factory, lazy=True)  # a warm start: the snapshot serves meanwhile
     for _ in range(20):
         pe, _ne = store.lookup(REF, clock() + 1, clock())
         assert pe is not None and pe.value == POD
@@ -352,7 +347,7 @@ def test_a_bug_in_the_client_is_an_internal_error_not_an_outage(
         clock: FakeClock, caplog: pytest.LogCaptureFixture) -> None:
     # What kubernetes 37's changed call_api did to every request.
     bug = TypeError("ApiClient.call_api() got an unexpected keyword argument 'path_params'")
-    src = FakeSource({("shop", "web-1"): POD}, {"shop": NS}, fail_times=10**6, error=bug)
+    src = FakeFetcher({("shop", "web-1"): POD}, {"shop": NS}, fail_times=10**6, error=bug)
     before = internal.ERRORS.count
     with caplog.at_level(logging.DEBUG, logger="kubemeta"):
         store = make(src, clock)

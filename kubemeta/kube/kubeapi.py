@@ -13,20 +13,17 @@ outage: it is left to propagate, for internal.report.
 from __future__ import annotations
 
 import http.client
-import os
 import socket
 import ssl
 import threading
-import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote, urlencode
 
 import urllib3
 
 from kubemeta import __version__, jsonlib
-from kubemeta.config import Config
+from kubemeta.clock import SYSTEM, Clock
 from kubemeta.errors import (
     ApiBadResponse,
     ApiError,
@@ -35,6 +32,7 @@ from kubemeta.errors import (
     ConfigError,
     status_error,
 )
+from kubemeta.kube.credentials import ClientSettings, Endpoint, TokenFile, stamps
 from kubemeta.wire.listproto import Listing
 
 # A Pod or Namespace is a few KiB; a body far larger is not one we asked for.
@@ -50,74 +48,28 @@ TRANSPORT_ERRORS = (urllib3.exceptions.HTTPError, OSError, http.client.HTTPExcep
 USER_AGENT = f"kubemeta/{__version__}"
 
 
-class TokenSource:
-    """A bearer token, from the config or re-read from its file when it changes."""
-
-    def __init__(self, token: str | None, path: str | None) -> None:
-        self._token = token.strip() if token else None
-        self._path = path
-        self._stamp: tuple[float, int, int] | None = None
-        self._cached: str | None = None
-        self._lock = threading.Lock()
-
-    def get(self) -> str | None:
-        if self._token is not None or self._path is None:
-            return self._token
-        with self._lock:
-            try:
-                st = os.stat(self._path)
-                stamp = (st.st_mtime, st.st_size, st.st_ino)
-                if stamp != self._stamp:
-                    with open(self._path, encoding="utf-8", errors="replace") as f:
-                        self._cached = f.read(64 * 1024).strip() or None
-                    self._stamp = stamp
-            except OSError:
-                # Keep the last token we read: a file being rotated is briefly absent.
-                pass
-            return self._cached
-
-    def invalidate(self) -> None:
-        with self._lock:
-            self._stamp = None
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    """Where requests go and how they prove who sends them."""
-
-    url: str                      # https://host:port, no trailing slash
-    ca_file: str | None = None    # None: the system's CAs
-    cert_file: str | None = None
-    key_file: str | None = None
-    verify: bool = True
-    server_name: str | None = None  # a kubeconfig's tls-server-name
-    proxy: str | None = None        # a kubeconfig's proxy-url
-    # The Authorization header's value of a kubeconfig's user (exec plugins and
-    # expiring tokens refresh here); None: no credentials of its own.
-    kubeconfig_auth: Callable[[], str | None] | None = None
-
-
-def endpoint(cfg: Config, kubelet: bool = False) -> Endpoint:
-    """The API server's endpoint; with ``kubelet``, the node's kubelet's, with the
-    same credentials and the kubelet_* address and TLS settings."""
-    ep = _kubeconfig_endpoint(cfg) if cfg.kubeconfig else Endpoint(
-        url=cfg.kubernetes_url.rstrip("/"), verify=not cfg.insecure_skip_tls_verify)
-    ca = cfg.effective_ca_file() or ep.ca_file
+def endpoint(s: ClientSettings) -> Endpoint:
+    """The API server's endpoint; with ``s.kubelet``, the node's kubelet's, with
+    the same credentials and the kubelet's own address and TLS settings."""
+    ep = _kubeconfig_endpoint(s) if s.kubeconfig else Endpoint(
+        url=s.url.rstrip("/"), verify=not s.insecure_skip_tls_verify)
+    ca = s.ca_file or ep.ca_file
     cert, key = ep.cert_file, ep.key_file
-    if cfg.client_cert_file:
-        cert, key = cfg.client_cert_file, cfg.client_key_file
-    verify = ep.verify and not cfg.insecure_skip_tls_verify
+    if s.cert_file:
+        cert, key = s.cert_file, s.key_file
+    verify = ep.verify and not s.insecure_skip_tls_verify
     url = ep.url
-    if kubelet:
-        url = cfg.kubelet_url.rstrip("/")
-        ca = cfg.kubelet_ca_file or ca
-        verify = not cfg.kubelet_insecure_skip_tls_verify
+    if s.kubelet is not None:
+        url = s.kubelet.url.rstrip("/")
+        ca = s.kubelet.ca_file or ca
+        verify = not s.kubelet.insecure_skip_tls_verify
+    kubelet = s.kubelet is not None
     return Endpoint(url=url, ca_file=ca, cert_file=cert, key_file=key, verify=verify,
                     server_name=None if kubelet else ep.server_name,
                     proxy=None if kubelet else ep.proxy, kubeconfig_auth=ep.kubeconfig_auth)
 
 
-def _kubeconfig_endpoint(cfg: Config) -> Endpoint:
+def _kubeconfig_endpoint(s: ClientSettings) -> Endpoint:
     """Read with the client's own loader: it knows every way a kubeconfig names
     credentials. Its Configuration is read through attributes that every release
     from 22.6 on has, and auth_settings(), which runs the refresh hooks."""
@@ -129,12 +81,12 @@ def _kubeconfig_endpoint(cfg: Config) -> Endpoint:
     conf = kubernetes.client.Configuration()
     try:
         kubernetes.config.load_kube_config(
-            config_file=cfg.kubeconfig, context=cfg.kubeconfig_context,
+            config_file=s.kubeconfig, context=s.kubeconfig_context,
             client_configuration=conf, persist_config=False)
     # What the file provokes; a TypeError or AttributeError is left to propagate:
     # that is the loader and kubemeta disagreeing, an internal error.
     except (config_exception, OSError, ValueError, KeyError, yaml.YAMLError) as e:
-        raise ConfigError(f"kubeconfig {cfg.kubeconfig}: {_tail(str(e))}") from e
+        raise ConfigError(f"kubeconfig {s.kubeconfig}: {_tail(str(e))}") from e
 
     def auth() -> str | None:
         try:
@@ -154,23 +106,24 @@ class KubeApi:
     """GETs of single objects, lists and watches, answered from the API server's
     cache (resourceVersion=0)."""
 
-    def __init__(self, cfg: Config, kubelet: bool = False) -> None:
-        ep = endpoint(cfg, kubelet)
+    def __init__(self, settings: ClientSettings, clock: Clock = SYSTEM) -> None:
+        ep = endpoint(settings)
+        self._clock = clock
         self._ep = ep
         self.url = ep.url
         if not ep.verify:
             urllib3.disable_warnings()
-        self._tokens = TokenSource(cfg.token, cfg.effective_token_file())
+        self._tokens = TokenFile(settings.token, settings.token_file)
         # Certificate files are read when a connection is made; new connections
         # use the new files once the pool is rebuilt (checked at most every
         # TLS_RECHECK seconds, and at once after a 401 or a TLS failure).
         self._tls_files = [f for f in (ep.ca_file, ep.cert_file, ep.key_file) if f]
-        self._tls_stamp = _stamps(self._tls_files)
-        self._tls_checked = time.monotonic()
+        self._tls_stamp = stamps(self._tls_files)
+        self._tls_checked = clock()
         self._tls_lock = threading.Lock()
         self._pool = self._new_pool()
-        self._timeout = (cfg.api_connect_timeout, cfg.api_read_timeout)
-        self._watch_idle = cfg.watch_inactivity_timeout
+        self._timeout = (settings.connect_timeout, settings.read_timeout)
+        self._watch_idle = settings.watch_idle_timeout
 
     TLS_RECHECK = 10.0
 
@@ -190,12 +143,12 @@ class KubeApi:
             raise ConfigError(f"cannot reach {ep.url}: {e}") from e
 
     def reload_tls_if_changed(self, force: bool = False) -> bool:
-        now = time.monotonic()
+        now = self._clock()
         if not self._tls_files or (not force and now - self._tls_checked < self.TLS_RECHECK):
             return False
         with self._tls_lock:
             self._tls_checked = now
-            stamp = _stamps(self._tls_files)
+            stamp = stamps(self._tls_files)
             if stamp == self._tls_stamp:
                 return False
             old, self._pool, self._tls_stamp = self._pool, self._new_pool(), stamp
@@ -345,17 +298,6 @@ def _finish(resp: Any) -> None:
     resp.release_conn()
 
 
-def _stamps(paths: list[str]) -> tuple[tuple[float, int] | None, ...]:
-    out: list[tuple[float, int] | None] = []
-    for p in paths:
-        try:
-            st = os.stat(p)
-            out.append((st.st_mtime, st.st_size))
-        except OSError:
-            out.append(None)
-    return tuple(out)
-
-
 def translate_status(status: int, reason: Any, headers: Any, body: Any) -> ApiError:
     return status_error(status, str(reason) if reason else None, _status_message(body),
                         _retry_after(headers))
@@ -416,20 +358,3 @@ def translate_transport(e: BaseException) -> ApiError:
 
 def _tail(text: str, limit: int = 160) -> str:
     return text if len(text) <= limit else "..." + text[-limit:]
-
-
-class ApiSource:
-    """The store's Source: GET, then shape into the metadata we emit."""
-
-    def __init__(self, cfg: Config, shaper: Any) -> None:
-        self.api = KubeApi(cfg)
-        self._shaper = shaper
-
-    def pod(self, namespace: str, name: str) -> Any:
-        return self._shaper.pod(self.api.get_pod(namespace, name), name)
-
-    def namespace(self, name: str) -> Any:
-        return self._shaper.namespace(self.api.get_namespace(name), name)
-
-    def on_unauthorized(self) -> None:
-        self.api.on_unauthorized()

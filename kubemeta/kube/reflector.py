@@ -33,30 +33,32 @@ from kubemeta.wire.watchproto import WatchDecoder, WatchEvent
 log = logging.getLogger("kubemeta.kube.reflector")
 
 
-class View(Protocol):
+class Feed(Protocol):
+    """Where a reflector delivers what it sees (a StoreFeed, in the store)."""
+
     def replace(self, items: Iterable[dict[str, Any]]) -> object:
-        """A complete list: everything else is gone; the view is in sync. Nothing
+        """A complete list: everything else is gone; the feed is in sync. Nothing
         is applied if the iteration raises."""
 
     def apply(self, event: WatchEvent) -> None:
         """ADDED, MODIFIED or DELETED."""
 
     def stale(self, why: ApiError) -> None:
-        """The view may be missing changes until the next list or watch works."""
+        """What was delivered may be missing changes until the next list or watch works."""
 
     def live(self) -> None:
-        """A watch is open again after a failure: the view follows changes."""
+        """A watch is open again after a failure: changes are delivered again."""
 
 
 class Reflector:
     def __init__(self, what: str, lister: Callable[[], Listing],
-                 watcher: Callable[[str], Iterable[bytes]], view: View, backoff: Backoff, *,
+                 watcher: Callable[[str], Iterable[bytes]], feed: Feed, backoff: Backoff, *,
                  sleep: Callable[[float], object], rng: random.Random | None = None,
                  start_jitter: float = 0.0, max_event: int = 4 * 1024 * 1024) -> None:
         self.what = what
         self._list = lister
         self._watch = watcher
-        self._view = view
+        self._feed = feed
         self._backoff = backoff
         self._sleep = sleep
         self._rng = rng or random.Random()
@@ -84,7 +86,7 @@ class Reflector:
         """One list, or one watch until it ends. Raises ApiError on failure."""
         if self.rv is None:
             listing = self._list()
-            self._view.replace(listing)
+            self._feed.replace(listing)
             self.lists += 1
             self.rv = listing.resource_version
             self._ok()
@@ -100,7 +102,7 @@ class Reflector:
                 for ev in decoder.feed(data):
                     events = True
                     if ev.type != "BOOKMARK":
-                        self._view.apply(ev)
+                        self._feed.apply(ev)
                     if ev.resource_version:
                         self.rv = ev.resource_version
         except ApiGone:
@@ -123,9 +125,9 @@ class Reflector:
     def _ok(self) -> None:
         if self.failures:
             self.failures = 0
-            self._view.live()
+            self._feed.live()
 
     def _failed(self, e: ApiError) -> None:
         self.failures += 1
-        self._view.stale(e)
+        self._feed.stale(e)
         self._sleep(self._backoff.delay(self.failures))

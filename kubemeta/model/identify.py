@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterable
 from typing import NamedTuple
 
-from kubemeta.wire.record import Sources
+from kubemeta.wire.record import RecordFields
 
 # Kubernetes object names: DNS-1123 subdomain (pods) or label (namespaces).
 # Anything else cannot exist in the API, so we never send it there.
@@ -46,7 +46,7 @@ class Identifier:
         self._cn = [re.compile(p) for p in container_name_patterns]
         self._memo: dict[str, PodRef | None] = {}
 
-    def identify(self, src: Sources) -> PodRef | None:
+    def identify(self, src: RecordFields) -> PodRef | None:
         # mmkubernetes prefers CONTAINER_NAME, and only with CONTAINER_ID_FULL.
         if src.container_name and src.container_id:
             ref = _match(self._cn, src.container_name, src.container_id)

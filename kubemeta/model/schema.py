@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from sys import intern
 from typing import Any
 
+from kubemeta.errors import ShapeError
 from kubemeta.model.identify import PodRef
 
 Labels = dict[str, str]
@@ -44,10 +45,6 @@ class NamespaceMeta:
     labels: Labels | None
     annotations: Labels | None
     creation_timestamp: str | None
-
-
-class ShapeError(ValueError):
-    """An API object that is not shaped like the kind we asked for."""
 
 
 EXTRA_FIELDS = ("pod_ip", "container_image", "container_image_id", "owner")

@@ -8,12 +8,12 @@ and reused for every later line of that container.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from typing import Any
 
 from kubemeta import jsonlib
 from kubemeta.cache.store import Counters, MetadataStore
+from kubemeta.clock import SYSTEM, Clock
 from kubemeta.errors import RecordError
 from kubemeta.model.identify import Identifier, PodRef
 from kubemeta.model.logline import parse_cri, parse_json_log
@@ -21,7 +21,7 @@ from kubemeta.model.replyparts import PodParts, ns_part, pod_parts, splice
 from kubemeta.model.schema import reply_object, same_pod
 from kubemeta.share.sharedview import View, ViewSlot
 from kubemeta.wire.framing import Frame, _Oversize
-from kubemeta.wire.record import RecordReader, Sources
+from kubemeta.wire.record import RecordFields, RecordReader
 
 log = logging.getLogger("kubemeta.shell.enricher")
 
@@ -66,7 +66,7 @@ class Enricher:
 
     def __init__(self, reader: RecordReader, identifier: Identifier,
                  store: MetadataStore | None, master_url: str, deadline: float,
-                 clock: Callable[[], float] = time.monotonic,
+                 clock: Clock = SYSTEM,
                  dumps: Callable[[Any], bytes] = jsonlib.dumps,
                  counters: Counters | None = None, parse_cri: bool = True,
                  merge_log_key: str | None = None,
@@ -137,7 +137,7 @@ class Enricher:
                           type(e).__name__, e)
             return raw
 
-    def _read(self, frame: Frame, outcome: str) -> Sources | None:
+    def _read(self, frame: Frame, outcome: str) -> RecordFields | None:
         """The record's fields, or None (logged, with ``outcome``) when there are none."""
         if isinstance(frame, _Oversize):
             self._problem("oversize", "a record longer than max_line_bytes was %s", outcome)
@@ -148,7 +148,7 @@ class Enricher:
             self._problem("bad_record", "unreadable record from rsyslog (%s); %s", e, outcome)
             return None
 
-    def _members(self, src: Sources, whole: bool = False) -> tuple[bytes, tuple[str, ...]]:
+    def _members(self, src: RecordFields, whole: bool = False) -> tuple[bytes, tuple[str, ...]]:
         """The serialized ``$!`` members kubemeta sets for one record, and their keys.
 
         With ``whole``, a record that gets only the pod's members gets no bytes
@@ -178,7 +178,7 @@ class Enricher:
             out.insert(0, memoryview(pod)[_HEAD_LEN:-_TAIL_LEN])
         return b",".join(out), keys
 
-    def _pod_members(self, src: Sources) -> bytes | None:
+    def _pod_members(self, src: RecordFields) -> bytes | None:
         """The reply carrying ``"kubernetes":{...},"docker":{...}``, memoised per
         container and metadata version; also left in ``_pod_reply``. Only the whole
         reply is kept: the members alone are a slice of it."""

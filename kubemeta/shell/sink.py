@@ -25,12 +25,11 @@ import select
 import socket
 import struct
 import termios
-import time
-from collections.abc import Callable
 
 from kubemeta.cache.policy import Backoff
-from kubemeta.config import Sink
+from kubemeta.clock import SYSTEM, Clock
 from kubemeta.errors import SinkError
+from kubemeta.wire.sinkaddr import Sink
 
 log = logging.getLogger("kubemeta.shell.sink")
 
@@ -52,13 +51,11 @@ def _describe(e: OSError) -> str:
 
 class SinkWriter:
     def __init__(self, sink: Sink, timeout: float, backoff: Backoff,
-                 clock: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 clock: Clock = SYSTEM) -> None:
         self.sink = sink
         self._timeout = timeout
         self._backoff = backoff
         self._clock = clock
-        self._sleep = sleep
         self._fd: int | None = None
         self._sock: socket.socket | None = None
         self._reopen = False
@@ -176,7 +173,7 @@ class SinkWriter:
         while _outq(sock):
             if self._clock() >= deadline:
                 raise OSError(errno.ETIMEDOUT, "the consumer did not read what was written")
-            self._sleep(pause)
+            self._clock.sleep(pause)
             pause = min(pause * 2, 0.005)
         # An empty queue also means the consumer closed with our bytes unread
         # (the kernel frees them); Linux then marks our socket ECONNRESET before

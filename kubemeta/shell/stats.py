@@ -10,12 +10,12 @@ from __future__ import annotations
 import json
 import logging
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
 from kubemeta import files, internal
 from kubemeta.cache.policy import BreakerState
+from kubemeta.clock import SYSTEM, Clock
 
 log = logging.getLogger("kubemeta.shell.stats")
 
@@ -83,7 +83,7 @@ def prometheus_text(values: dict[str, Any]) -> str:
 class StatsWriter:
     def __init__(self, store: Any, name: str, interval: float, stats_file: str | None,
                  prometheus_file: str | None,
-                 clock: Callable[[], float] = time.monotonic,
+                 clock: Clock = SYSTEM,
                  prometheus: Callable[[], bool] = lambda: True) -> None:
         """``prometheus``: whether this helper writes the Prometheus file now (of
         several helpers sharing a node, the leader does; each appends its own
@@ -100,14 +100,10 @@ class StatsWriter:
     def enabled(self) -> bool:
         return bool(self._stats_file or self._prom_file)
 
-    def start(self) -> None:
+    def start(self, stop: threading.Event) -> None:
         if self.enabled():
-            threading.Thread(target=self._loop, name="kubemeta-stats", daemon=True).start()
-
-    def _loop(self) -> None:
-        while True:
-            time.sleep(self._interval)
-            self.write()
+            internal.spawn("kubemeta-stats", "the counters writer", self.write, stop,
+                           every=self._interval, wait_first=True)
 
     def write(self) -> None:
         values = snapshot(self._store, self._clock())

@@ -7,29 +7,32 @@ import logging
 import os
 import random
 import threading
-import time
-from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
 
+from kubemeta import internal
 from kubemeta.cache.store import MetadataStore
-from kubemeta.config import Config
+from kubemeta.clock import SYSTEM, Clock
 from kubemeta.state import snapshot
 
 log = logging.getLogger("kubemeta.state.snapshot")
 
 
+@dataclass(frozen=True)
+class SnapshotSettings:
+    path: str
+    identity: dict[str, Any]  # what the metadata in it depends on (snapshot.identity)
+    interval: float           # seconds between writes; 0: no snapshot
+
+
 class SnapshotKeeper:
-    def __init__(self, store: MetadataStore, cfg: Config,
-                 clock: Callable[[], float] = time.monotonic,
-                 wall: Callable[[], float] = time.time,
+    def __init__(self, store: MetadataStore, settings: SnapshotSettings, clock: Clock = SYSTEM,
                  rng: random.Random | None = None) -> None:
         self._store = store
-        self.path = os.path.join(cfg.state_dir, snapshot.FILENAME)
-        self._ident = snapshot.identity(cfg.kubernetes_url, cfg.node_name, cfg.de_dot,
-                                        cfg.de_dot_separator, cfg.annotation_match,
-                                        cfg.extra_fields)
-        self._interval = cfg.snapshot_interval
+        self.path = settings.path
+        self._ident = settings.identity
+        self._interval = settings.interval
         self._clock = clock
-        self._wall = wall
         self._rng = rng or random.Random()
         self._written = -1          # the store generation last written
         self._failing = False       # a write failed; logged once until one works
@@ -57,7 +60,7 @@ class SnapshotKeeper:
         self._written = self._store.generation
         log.info("warm start: %d pods, %d namespaces and %d deleted pods from %s, written "
                  "%.0f s ago", len(contents.pods), len(contents.namespaces),
-                 len(contents.deleted), self.path, max(0.0, self._wall() - written),
+                 len(contents.deleted), self.path, max(0.0, self._clock.wall() - written),
                  extra={"event": "snapshot_loaded", "pods": len(contents.pods)})
         return len(contents.pods)
 
@@ -69,7 +72,7 @@ class SnapshotKeeper:
                 return False
             pods, nss, deleted = self._store.export(self._clock())
             chunks = snapshot.encode_chunks(snapshot.Contents(pods, nss, deleted), self._ident,
-                                            self._wall())
+                                            self._clock.wall())
             try:
                 snapshot.write(self.path, chunks)
             except snapshot.SnapshotError as e:
@@ -92,12 +95,5 @@ class SnapshotKeeper:
                         "without it", self.path, why, extra={"event": "snapshot_failed"})
 
     def start(self) -> None:
-        def run() -> None:
-            while True:
-                time.sleep(self._interval)
-                try:
-                    self.save()
-                except Exception:  # the writer must never die
-                    log.exception("snapshot writer error", extra={"event": "bug"})
-
-        threading.Thread(target=run, name="kubemeta-snapshot", daemon=True).start()
+        internal.spawn("kubemeta-snapshot", "the snapshot writer", self.save, self._store.stopped,
+                       every=self._interval, wait_first=True)

@@ -17,7 +17,7 @@ from kubemeta import jsonlib
 from kubemeta.errors import RecordError
 
 
-class Sources(NamedTuple):
+class RecordFields(NamedTuple):
     """The raw fields of one record (None when absent).
 
     The first three identify the pod; ``msg`` is the message text, ``log`` the
@@ -52,7 +52,7 @@ def _dig(tree: Any, path: tuple[str, ...], label: str) -> str | None:
 
 
 class RecordReader:
-    """Turns one line into Sources; configured once with the variable paths."""
+    """Turns one line into RecordFields; configured once with the variable paths."""
 
     def __init__(self, filename_path: str, container_name_path: str,
                  container_id_path: str, loads: Callable[[bytes], Any] = jsonlib.loads) -> None:
@@ -62,7 +62,7 @@ class RecordReader:
         self._labels = (filename_path, container_name_path, container_id_path)
         self._loads = loads
 
-    def read(self, line: bytes) -> Sources:
+    def read(self, line: bytes) -> RecordFields:
         try:
             obj = self._loads(line)
         except RecursionError as e:
@@ -76,11 +76,11 @@ class RecordReader:
             msg = None
         tree = obj.get("$!")
         if tree is None:
-            return Sources(None, None, None, msg)
+            return RecordFields(None, None, None, msg)
         if not isinstance(tree, dict):
             raise RecordError(f"\"$!\" is a {type(tree).__name__}, not an object")
         text = tree.get("log")
-        return Sources(
+        return RecordFields(
             _dig(tree, self._fn, self._labels[0]),
             _dig(tree, self._cn, self._labels[1]),
             _dig(tree, self._ci, self._labels[2]),

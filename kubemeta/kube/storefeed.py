@@ -5,47 +5,43 @@ logged once per change of state, not once per failure."""
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
 from kubemeta.cache.store import MetadataStore
-from kubemeta.errors import ApiError
-from kubemeta.model.schema import ShapeError, Shaper
+from kubemeta.clock import SYSTEM, Clock
+from kubemeta.errors import ApiError, ShapeError
+from kubemeta.model.schema import Shaper
 from kubemeta.wire.watchproto import WatchEvent
 
 log = logging.getLogger("kubemeta.watch")
 
 
-class StoreView:
+class StoreFeed:
     def __init__(self, store: MetadataStore, kind: str, shaper: Shaper, what: str,
-                 clock: Callable[[], float] = time.monotonic, verb: str = "watching") -> None:
+                 clock: Clock = SYSTEM, verb: str = "watching") -> None:
         self._verb = verb
         self._store = store
-        self._kind = kind  # "pod" or "ns"
+        self._kind = kind
         self._shaper = shaper
         self.what = what
         self._clock = clock
         self.synced = False
         self.stale_since: float | None = None
-        self.bad_objects = 0
 
     def _shape(self, obj: dict[str, Any]) -> tuple[Any, Any] | None:
         md = obj.get("metadata")
         name = md.get("name") if isinstance(md, dict) else None
         if not isinstance(name, str):
-            self.bad_objects += 1
             return None
         try:
             if self._kind == "pod":
                 ns = md.get("namespace") if isinstance(md, dict) else None
                 if not isinstance(ns, str):
-                    self.bad_objects += 1
-                    return None
+                            return None
                 return (ns, name), self._shaper.pod(obj, name)
             return name, self._shaper.namespace(obj, name)
         except ShapeError as e:
-            self.bad_objects += 1
             log.debug("%s: ignoring a malformed object: %s", self.what, e)
             return None
 

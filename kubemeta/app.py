@@ -1,0 +1,171 @@
+"""The one place that builds kubemeta's parts from a Config.
+
+Each part gets a small settings value of its own (StoreSettings,
+ClientSettings, WatchSettings, SnapshotSettings, ...) and never sees the
+Config. A new setting is a field in config.py, one line here that hands it
+to the part, and the part that uses it.
+
+The API client's modules (urllib3, and kubernetes for a kubeconfig) are
+imported only inside the functions that need them, off the first reply's
+path: a warm helper serves lines from its snapshot while they load.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from kubemeta.cache.lookups import Fetcher, LookupSettings
+from kubemeta.cache.policy import Backoff
+from kubemeta.cache.rules import CacheSettings
+from kubemeta.cache.store import MetadataStore, StoreSettings
+from kubemeta.clock import SYSTEM, Clock
+from kubemeta.config import Config
+from kubemeta.kinds import Mode
+from kubemeta.kube.credentials import ClientSettings, KubeletTarget
+from kubemeta.model.identify import Identifier
+from kubemeta.model.schema import Shaper
+from kubemeta.share.sharedview import ViewSlot
+from kubemeta.shell.enricher import Enricher
+from kubemeta.shell.sink import SinkWriter
+from kubemeta.state import snapshot
+from kubemeta.state.warmstart import SnapshotKeeper, SnapshotSettings
+from kubemeta.wire.record import RecordReader
+from kubemeta.wire.sharedproto import Group
+from kubemeta.wire.sinkaddr import parse_sink
+
+if TYPE_CHECKING:
+    from kubemeta.kube.kubeapi import KubeApi
+
+
+def store_settings(cfg: Config) -> StoreSettings:
+    return StoreSettings(
+        cache=CacheSettings(
+            pod_ttl=cfg.pod_cache_ttl, namespace_ttl=cfg.namespace_cache_ttl,
+            not_found_ttl=cfg.not_found_ttl, pod_cache_size=cfg.pod_cache_size,
+            namespace_cache_size=cfg.namespace_cache_size,
+            deleted_quiet=cfg.deleted_pod_quiet_period,
+            deleted_max_age=cfg.deleted_pod_max_age, deleted_max=cfg.pod_cache_size),
+        lookups=LookupSettings(
+            error_retry_interval=cfg.error_retry_interval, workers=cfg.lookup_workers,
+            breaker_threshold=cfg.breaker_threshold, backoff=retry_backoff(cfg),
+            max_request_rate=cfg.max_request_rate, request_burst=cfg.request_burst))
+
+
+def retry_backoff(cfg: Config) -> Backoff:
+    return Backoff(cfg.retry_initial, cfg.retry_max, cfg.retry_jitter)
+
+
+def client_settings(cfg: Config) -> ClientSettings:
+    return ClientSettings(
+        url=cfg.kubernetes_url, kubeconfig=cfg.kubeconfig,
+        kubeconfig_context=cfg.kubeconfig_context, ca_file=cfg.effective_ca_file(),
+        cert_file=cfg.client_cert_file, key_file=cfg.client_key_file,
+        insecure_skip_tls_verify=cfg.insecure_skip_tls_verify, token=cfg.token,
+        token_file=cfg.effective_token_file(), connect_timeout=cfg.api_connect_timeout,
+        read_timeout=cfg.api_read_timeout, watch_idle_timeout=cfg.watch_inactivity_timeout)
+
+
+def kubelet_target(cfg: Config) -> KubeletTarget:
+    return KubeletTarget(cfg.kubelet_url, cfg.kubelet_ca_file,
+                         cfg.kubelet_insecure_skip_tls_verify)
+
+
+def shaper(cfg: Config) -> Shaper:
+    return Shaper(cfg.de_dot, cfg.de_dot_separator, cfg.annotation_match, cfg.extra_fields)
+
+
+def identity(cfg: Config) -> dict[str, Any]:
+    """What shared or saved metadata depends on: any difference makes it foreign."""
+    return snapshot.identity(cfg.kubernetes_url, cfg.node_name, cfg.de_dot,
+                             cfg.de_dot_separator, cfg.annotation_match, cfg.extra_fields)
+
+
+class App:
+    """The parts of one helper (or one ``enrich``/``check`` run), built from ``cfg``."""
+
+    def __init__(self, cfg: Config, clock: Clock = SYSTEM) -> None:
+        self.cfg = cfg
+        self.clock = clock
+        self.mode = Mode(cfg.effective_source())
+        self.shaper = shaper(cfg)
+        self.backoff = retry_backoff(cfg)
+        self.identity = identity(cfg)
+        self.store_settings = store_settings(cfg)
+        self.client = client_settings(cfg)
+        # How long a leader looks for what a follower asked: a request's time.
+        self.answer_wait = cfg.api_connect_timeout + cfg.api_read_timeout
+
+    # -- the API --
+    def api(self, kubelet: bool = False) -> KubeApi:
+        from kubemeta.kube.kubeapi import KubeApi  # urllib3: off the first reply's path
+
+        s = self.client.for_kubelet(kubelet_target(self.cfg)) if kubelet else self.client
+        return KubeApi(s, self.clock)
+
+    def fetcher(self, store: MetadataStore) -> Callable[[], Fetcher]:
+        """What ``store`` asks: the API, or (source: kubelet) the node's kubelet,
+        which keeps its list in that store. Called in the store's dispatcher."""
+
+        def make() -> Fetcher:
+            from kubemeta.kube import fetchers
+
+            api = fetchers.ApiFetcher(self.api(), self.shaper)
+            if self.mode is not Mode.KUBELET:
+                return api
+            polling = fetchers.KubeletPolling(self.cfg.kubelet_min_interval,
+                                              self.cfg.kubelet_refresh_interval)
+            kubelet = fetchers.KubeletFetcher(api, self.api(kubelet=True), store, self.shaper,
+                                              polling, self.clock)
+            kubelet.start(store.stopped)
+            return kubelet
+
+        return make
+
+    # -- the store and what feeds it --
+    def store(self) -> MetadataStore:
+        return MetadataStore(clock=self.clock, settings=self.store_settings)
+
+    def start_store(self, store: MetadataStore, lazy: bool = False) -> MetadataStore:
+        store.start(self.fetcher(store), lazy)
+        return store
+
+    def start_watches(self, store: MetadataStore, warm: bool) -> None:
+        """source: watch; see kube.watches."""
+        from kubemeta.kube.watches import WatchSettings, start_watches
+
+        assert self.cfg.node_name is not None
+        s = WatchSettings(self.cfg.node_name, self.cfg.watch_timeout,
+                          self.cfg.watch_start_jitter, self.backoff)
+        start_watches(store, self.api, self.shaper, s, warm)
+
+    def keeper(self, store: MetadataStore) -> SnapshotKeeper | None:
+        if self.cfg.snapshot_interval <= 0:
+            return None
+        s = SnapshotSettings(os.path.join(self.cfg.state_dir, snapshot.FILENAME),
+                             self.identity, self.cfg.snapshot_interval)
+        return SnapshotKeeper(store, s, self.clock)
+
+    def group(self) -> Group:
+        """This node's helpers of the same cluster and shape (see share)."""
+        return Group.of(self.cfg.state_dir, self.identity)
+
+    # -- the pipe's side --
+    def enricher(self, store: MetadataStore | None, deadline: float | None = None,
+                 shared: ViewSlot | None = None) -> Enricher:
+        cfg = self.cfg
+        reader = RecordReader(cfg.filename_path, cfg.container_name_path, cfg.container_id_path)
+        identifier = Identifier(cfg.filename_patterns, cfg.container_name_patterns)
+        return Enricher(reader, identifier, store, cfg.kubernetes_url,
+                        cfg.lookup_deadline if deadline is None else deadline,
+                        clock=self.clock, parse_cri=cfg.parse_cri,
+                        merge_log_key=cfg.merge_log_key if cfg.merge_log else None,
+                        shared=shared)
+
+    def sink_writer(self) -> SinkWriter:
+        cfg = self.cfg
+        assert cfg.sink is not None
+        return SinkWriter(parse_sink(cfg.sink), cfg.sink_timeout,
+                          Backoff(cfg.sink_retry_initial, cfg.sink_retry_max,
+                                  cfg.sink_retry_initial), self.clock)

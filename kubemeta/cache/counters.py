@@ -1,0 +1,33 @@
+"""The counters a store keeps: mmkubernetes's names first (rsyslog_exporter's
+dashboards read them from impstats), then kubemeta's own."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+
+@dataclass
+class Counters:
+    """mmkubernetes's counter names, then our own."""
+
+    recordseen: int = 0
+    namespacemetadatasuccess: int = 0
+    namespacemetadatanotfound: int = 0
+    namespacemetadatabusy: int = 0
+    namespacemetadataerror: int = 0
+    podmetadatasuccess: int = 0
+    podmetadatanotfound: int = 0
+    podmetadatabusy: int = 0
+    podmetadataerror: int = 0
+    podcachehits: int = 0
+    podcachemisses: int = 0
+    namespacecachehits: int = 0
+    namespacecachemisses: int = 0
+    linesstale: int = 0          # served from metadata past its TTL
+    linesfilenameonly: int = 0   # the pod was not known: file-name fields only
+    linescri: int = 0            # CRI records unframed into log/stream/time
+    linesdeletedpod: int = 0     # served with the metadata of a pod since deleted
+    sinklines: int = 0           # omprog: lines the sink took
+    sinkfailures: int = 0        # omprog: writes that failed and were answered with an error
+    apirequests: Counter[str] = field(default_factory=Counter)  # by HTTP status, 0: none

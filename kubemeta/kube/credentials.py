@@ -1,0 +1,99 @@
+"""What a client needs to reach the API server or the kubelet, and to prove
+who it is: the settings value the composition root (app.py) hands the client,
+and the bearer token, re-read from its file when the file changes."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class KubeletTarget:
+    """The node's kubelet: its own address and TLS, the cluster's credentials."""
+
+    url: str
+    ca_file: str | None
+    insecure_skip_tls_verify: bool
+
+
+@dataclass(frozen=True)
+class ClientSettings:
+    url: str                         # kubernetes_url; a kubeconfig's server wins
+    kubeconfig: str | None
+    kubeconfig_context: str | None
+    ca_file: str | None              # None: the kubeconfig's, else the system's CAs
+    cert_file: str | None
+    key_file: str | None
+    insecure_skip_tls_verify: bool
+    token: str | None
+    token_file: str | None
+    connect_timeout: float
+    read_timeout: float
+    watch_idle_timeout: float        # a watch silent this long is taken for dead
+    kubelet: KubeletTarget | None = None  # set: this client talks to the kubelet
+
+    def for_kubelet(self, target: KubeletTarget) -> ClientSettings:
+        return dataclasses.replace(self, kubelet=target)
+
+
+class TokenFile:
+    """A bearer token, from the config or re-read from its file when it changes."""
+
+    def __init__(self, token: str | None, path: str | None) -> None:
+        self._token = token.strip() if token else None
+        self._path = path
+        self._stamp: tuple[float, int, int] | None = None
+        self._cached: str | None = None
+        self._lock = threading.Lock()
+
+    def get(self) -> str | None:
+        if self._token is not None or self._path is None:
+            return self._token
+        with self._lock:
+            try:
+                st = os.stat(self._path)
+                stamp = (st.st_mtime, st.st_size, st.st_ino)
+                if stamp != self._stamp:
+                    with open(self._path, encoding="utf-8", errors="replace") as f:
+                        self._cached = f.read(64 * 1024).strip() or None
+                    self._stamp = stamp
+            except OSError:
+                # Keep the last token we read: a file being rotated is briefly absent.
+                pass
+            return self._cached
+
+    def invalidate(self) -> None:
+        with self._lock:
+            self._stamp = None
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where requests go and how they prove who sends them (resolved from
+    ClientSettings and the kubeconfig, by kubeapi.endpoint)."""
+
+    url: str                      # https://host:port, no trailing slash
+    ca_file: str | None = None    # None: the system's CAs
+    cert_file: str | None = None
+    key_file: str | None = None
+    verify: bool = True
+    server_name: str | None = None  # a kubeconfig's tls-server-name
+    proxy: str | None = None        # a kubeconfig's proxy-url
+    # The Authorization header's value of a kubeconfig's user (exec plugins and
+    # expiring tokens refresh here); None: no credentials of its own.
+    kubeconfig_auth: Callable[[], str | None] | None = None
+
+
+def stamps(paths: list[str]) -> tuple[tuple[float, int] | None, ...]:
+    out: list[tuple[float, int] | None] = []
+    for p in paths:
+        try:
+            st = os.stat(p)
+            out.append((st.st_mtime, st.st_size))
+        except OSError:
+            out.append(None)
+    return tuple(out)

@@ -1,0 +1,132 @@
+"""The leader's side of a group: answers followers' questions from its store
+(which alone talks to the API), and publishes what it knows to the group's
+shared file while followers exist."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import queue
+import socket
+from typing import Any
+
+from kubemeta import internal, jsonlib
+from kubemeta.cache.store import MetadataStore
+from kubemeta.clock import SYSTEM, Clock
+from kubemeta.share import sharedview
+from kubemeta.share.transport import new_socket, receive_decoded
+from kubemeta.state import snapshot
+from kubemeta.state.snapshot import SnapshotError
+from kubemeta.wire.sharedproto import (
+    Answer,
+    Group,
+    Request,
+    decode_request,
+    encode_answer,
+)
+
+log = logging.getLogger("kubemeta.share.leading")
+
+PUBLISH_INTERVAL = 0.25  # a change reaches followers within this (plus their poll)
+FOLLOWER_TTL = 10.0      # the leader publishes while it heard a hello this recently
+HANDLERS = 4             # leader threads answering followers
+
+
+class Leading:
+    """The leader's side: answers followers, publishes the shared file."""
+
+    def __init__(self, group: Group, store: MetadataStore, wait: float,
+                 clock: Clock = SYSTEM) -> None:
+        self._group = group
+        self._store = store
+        self._wait = wait
+        self._clock = clock
+        self._last_hello = -float("inf")
+        self._published = -1
+        self._requests: queue.Queue[tuple[Request, Any]] = queue.Queue(maxsize=1000)
+        self._sock: socket.socket | None = None
+        self.answered = 0
+
+    def start(self) -> None:
+        sock = new_socket()
+        try:
+            sock.bind(self._group.address)
+        except OSError as e:
+            sock.close()
+            log.error("cannot open the leader's socket (%s); followers will only read the "
+                      "shared file", e.strerror or e, extra={"event": "share_error"})
+        else:
+            self._sock = sock
+            stopped = self._store.stopped
+            internal.spawn("kubemeta-lead-recv", "the leader's socket", self._receive_one,
+                           stopped)
+            for i in range(HANDLERS):
+                internal.spawn(f"kubemeta-lead-{i}", "answering a follower", self._handle_one,
+                               stopped)
+        internal.spawn("kubemeta-publish", "publishing the shared view", self.publish,
+                       self._store.stopped, every=PUBLISH_INTERVAL, wait_first=True)
+
+    def _receive_one(self) -> None:
+        assert self._sock is not None
+        got = receive_decoded(self._sock, decode_request, self._clock)
+        if got is None:
+            return
+        req = got[0]
+        if req.kind == "hello":
+            self._last_hello = self._clock()
+            return
+        if not got[1]:
+            return  # an unbound sender could not receive the answer
+        with contextlib.suppress(queue.Full):  # the follower's wait runs out instead
+            self._requests.put_nowait((req, got[1]))
+
+    def _handle_one(self) -> None:
+        assert self._sock is not None
+        req, addr = self._requests.get()
+        answer = self.answer(req)
+        try:
+            self._sock.sendto(encode_answer(answer), addr)
+        except (OSError, TypeError, ValueError):
+            return  # that follower is gone (or never was one)
+        self.answered += 1
+
+    def answer(self, req: Request) -> Answer:
+        if req.kind == "ready":
+            ok = self._store.wait_ready(self._store.STARTUP_GRACE)
+            return Answer(req.id, "ok", {}) if ok else Answer(req.id, "unavailable",
+                                                               reason="still starting")
+        key: Any = (req.namespace, req.name) if req.kind == "pod" else req.name
+        try:
+            entry = self._store.wait_for(req.kind, key, self._clock() + self._wait)
+        except Exception as e:  # never leave a follower without an answer
+            internal.report("answering a follower", e)
+            return Answer(req.id, "unavailable", reason=f"leader: {type(e).__name__}")
+        if entry is None:
+            return Answer(req.id, "unavailable", reason="the leader could not ask the API")
+        if entry.value is None:
+            return Answer(req.id, "missing")
+        doc = (snapshot.pod_doc(entry.value) if req.kind == "pod"
+               else snapshot.ns_doc(entry.value))
+        return Answer(req.id, "ok", doc)
+
+    def publish(self, force: bool = False) -> bool:
+        """Write the shared file if followers exist and something changed."""
+        if not force and self._clock() - self._last_hello > FOLLOWER_TTL:
+            return False
+        generation = self._store.generation
+        if not force and generation == self._published \
+                and os.path.exists(self._group.shared_path):
+            return False
+        published = self._store.now()  # before: all it knew by then is in the view
+        pods, nss, deleted = self._store.shared()
+        try:
+            snapshot.write(self._group.shared_path,
+                           sharedview.encode(pods, nss, deleted, published, jsonlib.dumps),
+                           durable=False)
+        except (OSError, SnapshotError) as e:
+            log.warning("cannot publish to %s: %s", self._group.shared_path, e,
+                        extra={"event": "share_error"})
+            return False
+        self._published = generation
+        return True

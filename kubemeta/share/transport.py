@@ -1,0 +1,81 @@
+"""The I/O both sides of a group share: the lock that elects the leader, its
+unix datagram socket, and the shared file mapped read-only.
+
+Datagrams are accepted only from processes of the same user (SCM_CREDENTIALS):
+the abstract socket namespace has no file permissions.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import mmap
+import os
+import socket
+import struct
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from kubemeta.clock import Clock
+from kubemeta.state import snapshot
+from kubemeta.wire.sharedproto import MAX_DATAGRAM, Group, MessageError
+
+T = TypeVar("T")
+
+_CREDS = struct.Struct("3i")  # struct ucred: pid, uid, gid
+
+
+def open_lock(group: Group) -> int:
+    """The lock file's descriptor. Raises OSError when state_dir is unusable."""
+    os.makedirs(os.path.dirname(group.lock_path), mode=0o750, exist_ok=True)
+    return os.open(group.lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o640)
+
+
+def try_lead(fd: int) -> bool:
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+def new_socket() -> socket.socket:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+    return sock
+
+
+def receive_decoded(sock: socket.socket, decode: Callable[[bytes], T], clock: Clock
+                    ) -> tuple[T, Any] | None:
+    """One message from a process of our own user, and its sender's address; None
+    for anyone else's, a malformed one, or a socket error (after a pause, so a
+    broken socket does not spin its reader)."""
+    try:
+        got = receive(sock)
+        return None if got is None else (decode(got[0]), got[1])
+    except MessageError:
+        return None
+    except OSError:
+        clock.sleep(0.1)
+        return None
+
+
+def receive(sock: socket.socket) -> tuple[bytes, Any] | None:
+    """One datagram from a process of our own user; None for anyone else's."""
+    data, anc, _, addr = sock.recvmsg(MAX_DATAGRAM + 1, socket.CMSG_SPACE(_CREDS.size))
+    for level, kind, payload in anc:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS \
+                and len(payload) >= _CREDS.size:
+            _, uid, _ = _CREDS.unpack(payload[:_CREDS.size])
+            if uid == os.getuid():
+                return data, addr
+    return None
+
+
+def map_file(path: str) -> mmap.mmap:
+    """The file, mapped read-only: shared with every helper that maps it. A file
+    replaced later stays mapped as it was until its last reader lets go."""
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        if size > snapshot.MAX_BYTES:
+            raise ValueError(f"larger than {snapshot.MAX_BYTES} bytes")
+        return mmap.mmap(f.fileno(), size, prot=mmap.PROT_READ)
