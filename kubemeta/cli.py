@@ -18,6 +18,7 @@ from kubemeta import __version__, config
 from kubemeta.config import Config
 from kubemeta.errors import ApiError, ConfigError
 from kubemeta.shell import logsink
+from kubemeta.text import clip
 
 if TYPE_CHECKING:
     from kubemeta.roles import Helper
@@ -117,7 +118,7 @@ def _helper(args: argparse.Namespace, mode: str) -> int:
         log.critical("configuration error: %s; refusing records until the config is fixed "
                      "(rsyslog keeps them and retries)", problem,
                      extra={"event": "config_error", "config": args.config})
-        refusal = f"Error: kubemeta configuration: {problem}".replace("\n", " ")[:900]
+        refusal = f"Error: kubemeta configuration: {clip(str(problem))}"
         server = PipeServer(lambda frame: refusal.encode() + b"\n", framer,
                             greeting=refusal.encode() + b"\n")
         server.install_signals()

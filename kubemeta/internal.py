@@ -19,6 +19,7 @@ from importlib import metadata
 from typing import Any
 
 from kubemeta import __version__
+from kubemeta.text import clip
 
 log = logging.getLogger("kubemeta.internal")
 
@@ -56,9 +57,7 @@ class InternalErrors:
 
     def report(self, where: str, exc: BaseException) -> None:
         kind = type(exc).__name__
-        text = str(exc)
-        if len(text) > 300:
-            text = text[:300] + "..."
+        text = clip(str(exc))
         with self._lock:
             self.count += 1
             self.last = f"{where}: {kind}: {text}"

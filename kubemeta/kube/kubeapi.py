@@ -33,6 +33,7 @@ from kubemeta.errors import (
     status_error,
 )
 from kubemeta.kube.credentials import ClientSettings, Endpoint, TokenFile, stamps
+from kubemeta.text import clip
 from kubemeta.wire.listproto import Listing
 
 # A Pod or Namespace is a few KiB; a body far larger is not one we asked for.
@@ -86,13 +87,13 @@ def _kubeconfig_endpoint(s: ClientSettings) -> Endpoint:
     # What the file provokes; a TypeError or AttributeError is left to propagate:
     # that is the loader and kubemeta disagreeing, an internal error.
     except (config_exception, OSError, ValueError, KeyError, yaml.YAMLError) as e:
-        raise ConfigError(f"kubeconfig {s.kubeconfig}: {_tail(str(e))}") from e
+        raise ConfigError(f"kubeconfig {s.kubeconfig}: {clip(str(e), tail=True)}") from e
 
     def auth() -> str | None:
         try:
             value = conf.auth_settings().get("BearerToken", {}).get("value")
         except config_exception as e:  # an exec plugin or token refresh that failed
-            raise ApiUnauthorized(f"kubeconfig credentials: {_tail(str(e))}") from e
+            raise ApiUnauthorized(f"kubeconfig credentials: {clip(str(e), tail=True)}") from e
         return value if isinstance(value, str) and value else None
 
     return Endpoint(url=str(conf.host).rstrip("/"), ca_file=conf.ssl_ca_cert or None,
@@ -315,7 +316,7 @@ def _status_message(body: Any) -> str | None:
     if isinstance(obj, dict) and obj.get("kind") == "Status":
         msg = obj.get("message")
         if isinstance(msg, str):
-            return msg[:300]
+            return clip(msg)
     return None
 
 
@@ -338,7 +339,7 @@ def translate_transport(e: BaseException) -> ApiError:
     text = str(cause)
     low = text.lower()
     if isinstance(cause, urllib3.exceptions.SSLError | ssl.SSLError):
-        return ApiUnreachable(f"TLS error: {_tail(text)}")
+        return ApiUnreachable(f"TLS error: {clip(text, tail=True)}")
     # Before timeouts: urllib3 1.26's NewConnectionError subclasses ConnectTimeoutError.
     if isinstance(cause, socket.gaierror) or "name or service not known" in low \
             or "failed to resolve" in low or "temporary failure in name resolution" in low:
@@ -352,9 +353,7 @@ def translate_transport(e: BaseException) -> ApiError:
     if isinstance(cause, urllib3.exceptions.ProtocolError):
         if "InvalidChunkLength" in text or "IncompleteRead" in text:
             return ApiUnreachable("connection broken mid-answer")
-        return ApiUnreachable(f"connection broken: {_tail(text)}")
-    return ApiUnreachable(f"{type(cause).__name__}: {_tail(text)}")
+        return ApiUnreachable(f"connection broken: {clip(text, tail=True)}")
+    return ApiUnreachable(f"{type(cause).__name__}: {clip(text, tail=True)}")
 
 
-def _tail(text: str, limit: int = 160) -> str:
-    return text if len(text) <= limit else "..." + text[-limit:]

@@ -20,11 +20,11 @@ from kubemeta import internal
 from kubemeta.cache.store import Fetcher, MetadataStore
 from kubemeta.clock import SYSTEM, Clock
 from kubemeta.errors import ApiError, ApiNotFound, ApiUnreachable
+from kubemeta.model import codec
 from kubemeta.model.schema import NamespaceMeta, PodMeta
 from kubemeta.share import sharedview
 from kubemeta.share.sharedview import ViewSlot
 from kubemeta.share.transport import map_file, new_socket, receive_decoded
-from kubemeta.state import snapshot
 from kubemeta.wire.sharedproto import (
     Answer,
     Group,
@@ -76,14 +76,14 @@ class LeaderClient(Fetcher):
     def pod(self, namespace: str, name: str) -> PodMeta:
         meta = self._ask(Request(next(self._ids), "pod", namespace, name))
         try:
-            return snapshot.pod_meta(meta)
+            return codec.pod_meta(meta)
         except (KeyError, TypeError, ValueError) as e:
             raise ApiUnreachable(f"leader: a malformed answer ({e})") from e
 
     def namespace(self, name: str) -> NamespaceMeta:
         meta = self._ask(Request(next(self._ids), "ns", "", name))
         try:
-            return snapshot.ns_meta(meta)
+            return codec.ns_meta(meta)
         except (TypeError, ValueError) as e:
             raise ApiUnreachable(f"leader: a malformed answer ({e})") from e
 

@@ -14,6 +14,7 @@ from typing import Any
 from kubemeta import internal, jsonlib
 from kubemeta.cache.store import MetadataStore
 from kubemeta.clock import SYSTEM, Clock
+from kubemeta.model import codec
 from kubemeta.share import sharedview
 from kubemeta.share.transport import new_socket, receive_decoded
 from kubemeta.state import snapshot
@@ -106,8 +107,8 @@ class Leading:
             return Answer(req.id, "unavailable", reason="the leader could not ask the API")
         if entry.value is None:
             return Answer(req.id, "missing")
-        doc = (snapshot.pod_doc(entry.value) if req.kind == "pod"
-               else snapshot.ns_doc(entry.value))
+        doc = (codec.pod_doc(entry.value) if req.kind == "pod"
+               else codec.ns_doc(entry.value))
         return Answer(req.id, "ok", doc)
 
     def publish(self, force: bool = False) -> bool:

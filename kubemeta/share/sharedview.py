@@ -26,9 +26,9 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from kubemeta.errors import KubemetaError
+from kubemeta.model import codec
 from kubemeta.model.replyparts import Dumps, PodParts, ns_part, pod_parts
 from kubemeta.model.schema import NamespaceMeta, PodMeta
-from kubemeta.state import snapshot
 from kubemeta.state.snapshot import Contents
 
 MAGIC = b"KMVIEW\x01\n"
@@ -232,7 +232,8 @@ class View:
                 if kind == b"n":
                     stamp, m = _NS.unpack_from(buf, body)
                     start = body + _NS.size
-                    nss.append((rest, _ns_meta(loads(b"{" + buf[start:start + m] + b"}"))))
+                    members = loads(b"{" + buf[start:start + m] + b"}")
+                    nss.append((rest, codec.ns_from_members(members)))
                 elif kind in (b"p", b"u"):
                     stamp, meta = self._pod_meta(body, loads)
                     if kind == b"p":
@@ -251,19 +252,7 @@ class View:
         stamp, parts = got
         _, _, _, ne, nc, _ = _POD.unpack_from(self._buf, off)
         p = off + _POD.size + len((parts.uid or "").encode()) + len(parts.own) + ne
-        cids = loads(self._buf[p:p + nc])
-        own = loads(b"{" + parts.own + b"}")
-        extra = loads(b"{" + parts.extra + b"}")
-        images = {name: [d.get("container_image"), d.get("container_image_id")]
-                  for name, d in ((n, loads(b"{" + m + b"}")) for n, m in parts.images.items())}
-        # Through the snapshot's reader, which checks every type.
-        return stamp, snapshot.pod_meta({
-            "uid": own.get("pod_id"), "labels": own.get("labels"),
-            "annotations": own.get("annotations"), "node": own.get("host"), "cids": cids,
-            "extra": [[k, v] for k, v in extra.items()], "images": images or None})
-
-
-def _ns_meta(d: dict[str, Any]) -> NamespaceMeta:
-    return snapshot.ns_meta({"uid": d.get("namespace_id"), "labels": d.get("namespace_labels"),
-                             "annotations": d.get("namespace_annotations"),
-                             "created": d.get("creation_timestamp")})
+        images = {name: loads(b"{" + m + b"}") for name, m in parts.images.items()}
+        return stamp, codec.pod_from_members(loads(b"{" + parts.own + b"}"),
+                                             loads(b"{" + parts.extra + b"}"),
+                                             loads(self._buf[p:p + nc]), images)

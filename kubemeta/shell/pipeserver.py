@@ -17,6 +17,7 @@ from types import FrameType
 from kubemeta.errors import SinkError
 from kubemeta.shell.enricher import Enricher
 from kubemeta.shell.sink import SinkWriter
+from kubemeta.text import clip
 from kubemeta.wire.framing import Frame, LineFramer
 from kubemeta.wire.omprog import OmprogSession
 
@@ -136,6 +137,6 @@ class OmprogResponder:
             except SinkError as e:
                 self._counters.sinkfailures += 1
                 # One line, no newline inside: omprog reads exactly one.
-                return f"Error: {e}".replace("\n", " ").encode("utf-8", "replace")[:1000] + b"\n"
+                return f"Error: {clip(str(e))}".encode("utf-8", "replace") + b"\n"
             self._counters.sinklines += step.data.count(b"\n")
         return step.status.encode() + b"\n"

@@ -17,7 +17,8 @@ from typing import Any
 
 from kubemeta import files, jsonlib
 from kubemeta.errors import KubemetaError
-from kubemeta.model.schema import NamespaceMeta, PodMeta, shared_strings
+from kubemeta.model.codec import ns_doc, ns_meta, pod_doc, pod_meta
+from kubemeta.model.schema import NamespaceMeta, PodMeta
 
 FORMAT = "kubemeta-snapshot"
 VERSION = 1
@@ -121,76 +122,11 @@ def read(path: str) -> bytes:
     return data
 
 
-def pod_doc(meta: PodMeta, key: tuple[str, str] | None = None) -> dict[str, Any]:
-    """A pod's metadata as JSON-ready values (``pod_meta`` reads it back)."""
-    out: dict[str, Any] = {"uid": meta.uid, "labels": meta.labels,
-                           "annotations": meta.annotations, "node": meta.node_name,
-                           "cids": sorted(meta.container_ids)}
-    if meta.extra:
-        out["extra"] = [list(kv) for kv in meta.extra]
-    if meta.images is not None:
-        out["images"] = {name: list(v) for name, v in meta.images.items()}
-    if key is not None:
-        out["ns"], out["name"] = key
-    return out
-
-
-def pod_meta(p: dict[str, Any]) -> PodMeta:
-    """Raises KeyError, TypeError or ValueError when ``p`` is not a ``pod_doc``."""
-    cids = p.get("cids") or []
-    if not isinstance(cids, list) or not all(isinstance(c, str) for c in cids):
-        raise ValueError("cids")
-    extra = p.get("extra") or []
-    if not isinstance(extra, list) or not all(
-            isinstance(kv, list) and len(kv) == 2 and all(isinstance(x, str) for x in kv)
-            for kv in extra):
-        raise ValueError("extra")
-    images = p.get("images")
-    if images is not None and not (isinstance(images, dict) and all(
-            isinstance(v, list) and len(v) == 2 and all(x is None or isinstance(x, str)
-                                                        for x in v)
-            for v in images.values())):
-        raise ValueError("images")
-    return PodMeta(_s(p, "uid"), _m(p, "labels"), _m(p, "annotations"), _s(p, "node"),
-                   tuple(sorted(cids)), tuple((k, v) for k, v in extra),
-                   None if images is None else {k: (v[0], v[1]) for k, v in images.items()})
-
-
-def ns_doc(m: NamespaceMeta, name: str | None = None) -> dict[str, Any]:
-    out: dict[str, Any] = {"uid": m.uid, "labels": m.labels, "annotations": m.annotations,
-                           "created": m.creation_timestamp}
-    if name is not None:
-        out["name"] = name
-    return out
-
-
-def ns_meta(n: dict[str, Any]) -> NamespaceMeta:
-    """Raises TypeError or ValueError when ``n`` is not an ``ns_doc``."""
-    return NamespaceMeta(_s(n, "uid"), _m(n, "labels"), _m(n, "annotations"), _s(n, "created"))
-
-
 def _items(doc: dict[str, Any], key: str) -> list[dict[str, Any]]:
     items = doc.get(key)
     if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
         raise ValueError(f"{key} is not a list of objects")
     return items
-
-
-def _s(d: dict[str, Any], key: str) -> str | None:
-    v = d.get(key)
-    if v is not None and not isinstance(v, str):
-        raise ValueError(key)
-    return v
-
-
-def _m(d: dict[str, Any], key: str) -> dict[str, str] | None:
-    v = d.get(key)
-    if v is None:
-        return None
-    if not isinstance(v, dict) or not all(isinstance(k, str) and isinstance(x, str)
-                                          for k, x in v.items()):
-        raise ValueError(key)
-    return shared_strings(v)
 
 
 def _describe(ident: Any) -> str:

@@ -15,6 +15,7 @@ from typing import Any, NamedTuple
 
 from kubemeta import jsonlib
 from kubemeta.errors import RecordError
+from kubemeta.text import clip
 
 
 class RecordFields(NamedTuple):
@@ -68,7 +69,7 @@ class RecordReader:
         except RecursionError as e:
             raise RecordError("JSON nested too deeply") from e
         except ValueError as e:  # JSONDecodeError, UnicodeDecodeError, orjson's error
-            raise RecordError(f"not valid JSON: {_short(str(e))}") from e
+            raise RecordError(f"not valid JSON: {clip(str(e))}") from e
         if not isinstance(obj, dict):
             raise RecordError(f"expected a JSON object, got {type(obj).__name__}")
         msg = obj.get("msg")
@@ -90,5 +91,3 @@ class RecordReader:
         )
 
 
-def _short(text: str, limit: int = 200) -> str:
-    return text if len(text) <= limit else text[:limit] + "..."
