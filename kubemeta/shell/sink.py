@@ -168,12 +168,14 @@ class SinkWriter:
             return True
 
     def _wait_taken(self, sock: socket.socket) -> None:
-        deadline = self._clock() + self._timeout
+        # An I/O timeout, in the kernel's real time as the socket's own timeouts
+        # are; the injected clock schedules the retries, not this wait.
+        deadline = SYSTEM() + self._timeout
         pause = 0.00005
         while _outq(sock):
-            if self._clock() >= deadline:
+            if SYSTEM() >= deadline:
                 raise OSError(errno.ETIMEDOUT, "the consumer did not read what was written")
-            self._clock.sleep(pause)
+            SYSTEM.sleep(pause)
             pause = min(pause * 2, 0.005)
         # An empty queue also means the consumer closed with our bytes unread
         # (the kernel frees them); Linux then marks our socket ECONNRESET before
