@@ -16,6 +16,7 @@ import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from kubemeta import text
 from kubemeta.cache.lookups import Fetcher, LookupSettings
 from kubemeta.cache.policy import Backoff
 from kubemeta.cache.rules import CacheSettings
@@ -88,6 +89,7 @@ class App:
     def __init__(self, cfg: Config, clock: Clock = SYSTEM) -> None:
         self.cfg = cfg
         self.clock = clock
+        text.secret(cfg.token)
         self.mode = Mode(cfg.effective_source())
         self.shaper = shaper(cfg)
         self.backoff = retry_backoff(cfg)

@@ -18,7 +18,7 @@ from kubemeta import __version__, config
 from kubemeta.config import Config
 from kubemeta.errors import ApiError, ConfigError
 from kubemeta.shell import logsink
-from kubemeta.text import clip
+from kubemeta.text import clip, redact
 
 if TYPE_CHECKING:
     from kubemeta.roles import Helper
@@ -231,7 +231,7 @@ def _check(args: argparse.Namespace) -> int:
     try:
         cfg = config.load(args.config, _overrides(args))
     except ConfigError as e:
-        print(f"FAIL config: {e}")
+        print(f"FAIL config: {clip(str(e), 2000)}")
         return 2
     print(f"ok   config {args.config or '(defaults)'}")
     if args.config_only:
@@ -297,10 +297,10 @@ def _internal_failure(what: str, e: Exception) -> int:
 
     from kubemeta import internal
 
-    print(f"FAIL {what}: internal error {type(e).__name__}: {e}")
+    print(f"FAIL {what}: internal error {type(e).__name__}: {clip(str(e))}")
     print("     a bug in kubemeta or a library it cannot work with, not an API problem;")
     print(f"     please report it with: {internal.versions_line()}")
-    traceback.print_exception(e, file=sys.stdout)
+    print(redact("".join(traceback.format_exception(e))), end="")
     return 2
 
 

@@ -147,6 +147,8 @@ class Config:
 
 
 _FIELDS = {f.name: f for f in fields(Config)}
+# Never quoted in a message: a config error reaches check, the log and rsyslog.
+SECRET_FIELDS = frozenset({"token"})
 _TYPES: dict[str, tuple[type, ...]] = {}
 for _f in fields(Config):
     _t = str(_f.type)
@@ -179,8 +181,9 @@ def _check_type(name: str, value: Any) -> Any:
     # bool is an int subclass; "pod_cache_size: true" is a mistake, not 1.
     wrong = (isinstance(value, bool) and bool not in expected) or not isinstance(value, expected)
     if wrong:
+        shown = "(its value is not shown)" if name in SECRET_FIELDS else repr(value)
         raise ConfigError(
-            f"{name}: expected {_TYPE_WORDS[expected]}, got {type(value).__name__} {value!r}"
+            f"{name}: expected {_TYPE_WORDS[expected]}, got {type(value).__name__} {shown}"
         )
     v: Any = value
     if expected == (list, tuple):
@@ -310,7 +313,11 @@ def read_yaml(path: str) -> Mapping[str, Any]:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as e:
-        raise ConfigError(f"config file {path} is not valid YAML: {e}") from e
+        # Where and what, never the line itself: it may hold the token.
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(e, "problem", None) or type(e).__name__
+        raise ConfigError(f"config file {path} is not valid YAML{where}: {problem}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):

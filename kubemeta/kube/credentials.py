@@ -5,10 +5,16 @@ and the bearer token, re-read from its file when the file changes."""
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
+import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+
+from kubemeta import text
+
+log = logging.getLogger("kubemeta.kube.credentials")
 
 
 @dataclass(frozen=True)
@@ -44,6 +50,7 @@ class TokenFile:
     """A bearer token, from the config or re-read from its file when it changes."""
 
     def __init__(self, token: str | None, path: str | None) -> None:
+        text.secret(token)
         self._token = token.strip() if token else None
         self._path = path
         self._stamp: tuple[float, int, int] | None = None
@@ -59,7 +66,9 @@ class TokenFile:
                 stamp = (st.st_mtime, st.st_size, st.st_ino)
                 if stamp != self._stamp:
                     with open(self._path, encoding="utf-8", errors="replace") as f:
-                        self._cached = f.read(64 * 1024).strip() or None
+                        raw = f.read(64 * 1024)
+                    text.secret(raw)
+                    self._cached = _token_in(raw, self._path)
                     self._stamp = stamp
             except OSError:
                 # Keep the last token we read: a file being rotated is briefly absent.
@@ -69,6 +78,22 @@ class TokenFile:
     def invalidate(self) -> None:
         with self._lock:
             self._stamp = None
+
+
+TOKEN_CHARS = re.compile(r"[\x21-\x7e]+")  # what an HTTP header value may carry
+
+
+def _token_in(raw: str, path: str) -> str | None:
+    """The token in a token file's text; None (and said once per change of the
+    file, never with the value) when it is not one line of printable ASCII."""
+    token = raw.strip()
+    if not token:
+        return None
+    if not TOKEN_CHARS.fullmatch(token):
+        log.error("token file %s does not hold one token (one line of printable ASCII): "
+                  "no token is sent until it does", path, extra={"event": "config_error"})
+        return None
+    return token
 
 
 @dataclass(frozen=True)

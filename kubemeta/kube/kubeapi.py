@@ -22,7 +22,7 @@ from urllib.parse import quote, urlencode
 
 import urllib3
 
-from kubemeta import __version__, jsonlib
+from kubemeta import __version__, jsonlib, text
 from kubemeta.clock import SYSTEM, Clock
 from kubemeta.errors import (
     ApiBadResponse,
@@ -94,7 +94,10 @@ def _kubeconfig_endpoint(s: ClientSettings) -> Endpoint:
             value = conf.auth_settings().get("BearerToken", {}).get("value")
         except config_exception as e:  # an exec plugin or token refresh that failed
             raise ApiUnauthorized(f"kubeconfig credentials: {clip(str(e), tail=True)}") from e
-        return value if isinstance(value, str) and value else None
+        if not isinstance(value, str) or not value:
+            return None
+        text.secret(value.removeprefix("Bearer "))
+        return value
 
     return Endpoint(url=str(conf.host).rstrip("/"), ca_file=conf.ssl_ca_cert or None,
                     cert_file=conf.cert_file or None, key_file=conf.key_file or None,

@@ -14,6 +14,8 @@ import threading
 import types
 from typing import Any
 
+from kubemeta import text
+
 JOURNAL_SOCKET = "/run/systemd/journal/socket"
 _PRIORITY = {logging.DEBUG: 7, logging.INFO: 6, logging.WARNING: 4, logging.ERROR: 3,
              logging.CRITICAL: 2}
@@ -22,6 +24,22 @@ _STD_ATTRS = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctim
 
 def _fields(record: logging.LogRecord) -> dict[str, Any]:
     return {k: v for k, v in record.__dict__.items() if k not in _STD_ATTRS}
+
+
+class Redactor(logging.Filter):
+    """No secret (see text.secret) leaves in a message or a traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        clean = text.redact(message)
+        if clean is not message:
+            record.msg, record.args = clean, None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = text.redact(record.exc_text)
+            record.exc_info = None  # formatted, and redacted: handlers use exc_text
+        return True
 
 
 class JournalHandler(logging.Handler):
@@ -34,7 +52,10 @@ class JournalHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         try:
             fields = {f"KUBEMETA_{k.upper()}": str(v) for k, v in _fields(record).items()}
-            self._send(record.getMessage(), PRIORITY=str(_PRIORITY.get(record.levelno, 6)),
+            message = record.getMessage()
+            if record.exc_text:  # a traceback, for a bug report
+                message += "\n" + record.exc_text
+            self._send(message, PRIORITY=str(_PRIORITY.get(record.levelno, 6)),
                        SYSLOG_IDENTIFIER="kubemeta", CODE_FILE=record.pathname,
                        CODE_LINE=str(record.lineno), CODE_FUNC=record.funcName, **fields)
         except Exception:
@@ -87,6 +108,7 @@ def setup(log_file: str | None, level: str = "info", *, helper: bool = True,
     elif log_file:
         try:
             os.makedirs(os.path.dirname(log_file) or ".", exist_ok=True)
+            _create_private(log_file)
             fh = logging.FileHandler(log_file, encoding="utf-8")
             fh.setFormatter(FieldsFormatter())
             handler = fh
@@ -97,6 +119,7 @@ def setup(log_file: str | None, level: str = "info", *, helper: bool = True,
             handler = None
     if handler is None:
         handler = logging.NullHandler()
+    handler.addFilter(Redactor())
     root.addHandler(handler)
     logging.captureWarnings(True)
     pywarn = logging.getLogger("py.warnings")
@@ -112,6 +135,20 @@ def setup(log_file: str | None, level: str = "info", *, helper: bool = True,
         sys.excepthook = _log_uncaught
         threading.excepthook = _log_thread_uncaught
     return where
+
+
+def _create_private(path: str) -> None:
+    """The log file, mode 0640 (it names pods, paths and errors), never through a
+    link another user planted. One kubemeta made earlier and left readable to
+    all is tightened."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC,
+                 0o640)
+    try:
+        st = os.fstat(fd)
+        if st.st_uid == os.getuid() and st.st_mode & 0o137:
+            os.fchmod(fd, st.st_mode & 0o640)
+    finally:
+        os.close(fd)
 
 
 def _point_fd2_away(file_fd: int | None) -> None:
