@@ -65,7 +65,8 @@ def client_settings(cfg: Config) -> ClientSettings:
         cert_file=cfg.client_cert_file, key_file=cfg.client_key_file,
         insecure_skip_tls_verify=cfg.insecure_skip_tls_verify, token=cfg.token,
         token_file=cfg.effective_token_file(), connect_timeout=cfg.api_connect_timeout,
-        read_timeout=cfg.api_read_timeout, watch_idle_timeout=cfg.watch_inactivity_timeout)
+        read_timeout=cfg.api_read_timeout, watch_idle_timeout=cfg.watch_inactivity_timeout,
+        allow_insecure_http=cfg.allow_insecure_http)
 
 
 def kubelet_target(cfg: Config) -> KubeletTarget:

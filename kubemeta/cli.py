@@ -250,6 +250,8 @@ def _check(args: argparse.Namespace) -> int:
         return 2
     except Exception as e:
         return _internal_failure("building the API client", e)
+    for warning in api.warnings:
+        print(f"warn {warning}")
     failed = False
     at = f"at {api.url}"
     checks: list[tuple[str, Callable[[], object]]] = [

@@ -59,6 +59,7 @@ class Config:
     kubeconfig_context: str | None = None
     in_cluster: bool = False
     insecure_skip_tls_verify: bool = False
+    allow_insecure_http: bool = False  # an http:// API, and then no credentials sent to it
     api_connect_timeout: float = 3.0
     api_read_timeout: float = 10.0
     # -- this node --
@@ -230,6 +231,11 @@ def _validate(cfg: Config) -> None:
         raise ConfigError(
             f"kubernetes_url: expected https://host[:port], got {cfg.kubernetes_url!r}"
         )
+    if cfg.kubernetes_url.startswith("http://") and not cfg.allow_insecure_http:
+        raise ConfigError(
+            f"kubernetes_url: {cfg.kubernetes_url} is plain http, where the token would travel "
+            "in clear; use https://, or set allow_insecure_http: true (kubemeta then sends no "
+            "credentials to it)")
     for name in ("filename_path", "container_name_path", "container_id_path"):
         path = getattr(cfg, name)
         if not path.startswith("$!") or "!!" in path or (path.endswith("!") and path != "$!"):

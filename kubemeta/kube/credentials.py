@@ -40,6 +40,7 @@ class ClientSettings:
     connect_timeout: float
     read_timeout: float
     watch_idle_timeout: float        # a watch silent this long is taken for dead
+    allow_insecure_http: bool = False  # http:// accepted, and no credentials sent there
     kubelet: KubeletTarget | None = None  # set: this client talks to the kubelet
 
     def for_kubelet(self, target: KubeletTarget) -> ClientSettings:
@@ -111,6 +112,8 @@ class Endpoint:
     # The Authorization header's value of a kubeconfig's user (exec plugins and
     # expiring tokens refresh here); None: no credentials of its own.
     kubeconfig_auth: Callable[[], str | None] | None = None
+    # What an operator must hear about: TLS weaker than kubemeta's own settings ask.
+    warnings: tuple[str, ...] = ()
 
 
 def stamps(paths: list[str]) -> tuple[tuple[float, int] | None, ...]:

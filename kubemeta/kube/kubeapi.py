@@ -13,6 +13,7 @@ outage: it is left to propagate, for internal.report.
 from __future__ import annotations
 
 import http.client
+import logging
 import socket
 import ssl
 import threading
@@ -36,6 +37,8 @@ from kubemeta.kube.credentials import ClientSettings, Endpoint, TokenFile, stamp
 from kubemeta.text import clip
 from kubemeta.wire.listproto import Listing
 
+log = logging.getLogger("kubemeta.kube.kubeapi")
+
 # A Pod or Namespace is a few KiB; a body far larger is not one we asked for.
 MAX_BODY_BYTES = 4 * 1024 * 1024
 # A node's pods, or every namespace of a large cluster.
@@ -58,16 +61,32 @@ def endpoint(s: ClientSettings) -> Endpoint:
     cert, key = ep.cert_file, ep.key_file
     if s.cert_file:
         cert, key = s.cert_file, s.key_file
-    verify = ep.verify and not s.insecure_skip_tls_verify
+    warnings: list[str] = []
+    if s.ca_file:
+        verify = not s.insecure_skip_tls_verify  # kubemeta's own CA: its setting wins
+    else:
+        verify = ep.verify and not s.insecure_skip_tls_verify
+        if not ep.verify and not s.insecure_skip_tls_verify:
+            warnings.append(
+                f"kubeconfig {s.kubeconfig} turns TLS verification off for {ep.url}: anyone "
+                "who can answer for that address gets the credentials; set ca_file (or fix "
+                "the kubeconfig) to verify it")
     url = ep.url
+    auth = ep.kubeconfig_auth
     if s.kubelet is not None:
         url = s.kubelet.url.rstrip("/")
         ca = s.kubelet.ca_file or ca
         verify = not s.kubelet.insecure_skip_tls_verify
+    if url.startswith("http://"):
+        if not s.allow_insecure_http:
+            raise ConfigError(f"{url} is plain http, where credentials would travel in clear; "
+                              "use https://, or set allow_insecure_http: true")
+        cert = key = auth = None  # and no token: see KubeApi._headers
     kubelet = s.kubelet is not None
     return Endpoint(url=url, ca_file=ca, cert_file=cert, key_file=key, verify=verify,
                     server_name=None if kubelet else ep.server_name,
-                    proxy=None if kubelet else ep.proxy, kubeconfig_auth=ep.kubeconfig_auth)
+                    proxy=None if kubelet else ep.proxy, kubeconfig_auth=auth,
+                    warnings=tuple(warnings))
 
 
 def _kubeconfig_endpoint(s: ClientSettings) -> Endpoint:
@@ -117,6 +136,11 @@ class KubeApi:
         self.url = ep.url
         if not ep.verify:
             urllib3.disable_warnings()
+        self.warnings = ep.warnings
+        for w in ep.warnings:
+            _warn_once(w)
+        # Plain http carries no credentials (allow_insecure_http).
+        self._plain = ep.url.startswith("http://")
         self._tokens = TokenFile(settings.token, settings.token_file)
         # Certificate files are read when a connection is made; new connections
         # use the new files once the pool is rebuilt (checked at most every
@@ -239,6 +263,8 @@ class KubeApi:
 
     def _headers(self) -> dict[str, str]:
         headers = {"Accept": "application/json", "User-Agent": USER_AGENT}
+        if self._plain:
+            return headers
         token = self._tokens.get()
         if token:
             headers["Authorization"] = f"Bearer {token}"
@@ -287,6 +313,16 @@ class KubeApi:
             return jsonlib.loads(body)
         except (ValueError, RecursionError) as e:
             raise ApiBadResponse("answer is not JSON", 200) from e
+
+
+_warned: set[str] = set()
+
+
+def _warn_once(message: str) -> None:
+    """Once per process: every helper's client is built more than once."""
+    if message not in _warned:
+        _warned.add(message)
+        log.warning("%s", message, extra={"event": "tls_weakened"})
 
 
 def _seg(value: str) -> str:
