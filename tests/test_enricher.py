@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from kubemeta import config
+from kubemeta import config, jsonlib
 from kubemeta.cache.policy import Backoff
 from kubemeta.clock import SYSTEM
 from kubemeta.model.identify import Identifier
@@ -116,3 +116,28 @@ def test_enriched_passes_unreadable_lines_on_and_drops_only_oversize() -> None:
     e, _ = enricher()
     assert e.enriched(b"not json") == b"not json\n"
     assert e.enriched(OVERSIZE) is None
+
+
+@pytest.mark.parametrize("codec", [jsonlib.STDLIB, jsonlib.ORJSON], ids=["json", "orjson"])
+@pytest.mark.parametrize("app", ['{"latency": NaN}', '{"latency": Infinity}',
+                                 '{"latency": 1e999}', '{"name": "\\ud800"}'],
+                         ids=["nan", "infinity", "overflow", "lone-surrogate"])
+def test_an_application_line_that_is_not_json_is_not_merged_and_the_reply_stays_json(
+        codec: jsonlib.Codec | None, app: str) -> None:
+    if codec is None:
+        pytest.skip("orjson is not installed here")
+    e, _ = enricher(merge_log_key="app_json", loads=codec.loads, dumps=codec.dumps)
+    reply = e.reply(line("raw", {"log": app + "\n"}))
+    out = json.loads(reply, parse_constant=lambda c: pytest.fail(f"{c} in a reply"))
+    assert "app_json" not in out["$!"] and out["$!"]["kubernetes"]["pod_name"] == "web-1"
+
+
+def test_a_merged_object_that_cannot_be_written_is_left_out_alone() -> None:
+    def dumps(obj: Any) -> bytes:
+        if isinstance(obj, dict) and "bad" in obj:
+            raise ValueError("cannot write it")
+        return jsonlib.dumps(obj)
+
+    e, _ = enricher(merge_log_key="app_json", dumps=dumps, loads=jsonlib.loads)
+    out = json.loads(e.reply(line("raw", {"log": '{"bad": 1}\n'})))["$!"]
+    assert "app_json" not in out and out["kubernetes"]["pod_name"] == "web-1"

@@ -169,8 +169,13 @@ class Enricher:
         if self._merge_key is not None and text is not None:
             obj = parse_json_log(text, self._loads)
             if obj is not None:
-                out.append(self._merge_prefix + self._dumps(obj))
-                keys += (self._merge_key,)
+                try:
+                    merged = self._merge_prefix + self._dumps(obj)
+                except (ValueError, TypeError, OverflowError):
+                    pass  # a field that cannot be written is left out alone, not the reply
+                else:
+                    out.append(merged)
+                    keys += (self._merge_key,)
         if pod is not None:
             if whole and keys is self.POD_KEYS:
                 return b"", keys
