@@ -96,6 +96,7 @@ class Config:
     # The helpers of one node (one per rsyslog worker thread) share one view of
     # the cluster through state_dir: one leads and asks the API, the others follow.
     share_helpers: bool = True
+    share_view_max_age: float = 60.0  # followers drop a view their leader stopped vouching for
     busy_poll: float = 0.0
     # -- caching and lookups --
     pod_cache_ttl: float = 300.0
@@ -201,7 +202,7 @@ def _validate(cfg: Config) -> None:
     for name in ("api_connect_timeout", "api_read_timeout", "lookup_deadline", "retry_initial",
                  "retry_max", "max_request_rate", "stats_interval", "sink_timeout",
                  "sink_retry_initial", "sink_retry_max", "watch_timeout",
-                 "watch_inactivity_timeout", "kubelet_refresh_interval"):
+                 "watch_inactivity_timeout", "kubelet_refresh_interval", "share_view_max_age"):
         if getattr(cfg, name) <= 0:
             raise ConfigError(f"{name}: must be greater than 0, got {getattr(cfg, name)}")
     for name in ("pod_cache_ttl", "namespace_cache_ttl", "not_found_ttl", "error_retry_interval",

@@ -109,7 +109,8 @@ def _follow(app: App, group: Group, fd: int) -> Helper:
             keeper.start()
         Leading(group, store, app.answer_wait, app.clock).start()
 
-    following = Following(group, store, client, fd, take_lead, app.clock)
+    following = Following(group, store, client, fd, take_lead, app.clock,
+                          app.cfg.share_view_max_age)
     helper.shared = following.slot
     following.load_if_changed()  # before the first line
     following.start()

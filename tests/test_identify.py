@@ -83,3 +83,11 @@ def test_memo_stays_bounded(ident: Identifier) -> None:
 ])
 def test_only_valid_names_reach_the_api(ref: PodRef, ok: bool) -> None:
     assert ref.valid_for_api() is ok
+
+
+def test_a_name_with_a_trailing_newline_is_no_name() -> None:
+    ident = Identifier(DEFAULT_FILENAME_PATTERNS, DEFAULT_CONTAINER_NAME_PATTERNS)
+    fn = "/var/log/containers/web-1_shop_app-" + "a" * 64 + ".log\n"
+    assert ident.identify(RecordFields(fn, None, None, "m")) is None
+    assert not PodRef("shop", "web-1\n", "app", None, None).valid_for_api()
+    assert not PodRef("shop\n", "web-1", "app", None, None).valid_for_api()

@@ -28,7 +28,7 @@ LAYERS: list[tuple[str, ...]] = [
 ]
 # Bytes and values in, values out: no sockets, threads, clocks, files or logs.
 SANS_IO = ("wire", "model", "cache/policy", "cache/scheduler", "cache/rules", "errors",
-           "jsonlib", "kinds", "text")
+           "jsonlib", "kinds")
 IO_MODULES = {"socket", "ssl", "select", "selectors", "threading", "subprocess", "time",
               "urllib3", "http", "mmap", "fcntl", "tempfile", "logging", "kubernetes",
               "signal", "shutil", "asyncio", "multiprocessing", "queue", "systemd"}

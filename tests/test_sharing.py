@@ -4,6 +4,7 @@ sockets and a real lock, with a source that counts what reaches the API."""
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import random
@@ -28,6 +29,7 @@ from kubemeta.share.following import Following, LeaderClient, RoleFetcher
 from kubemeta.share.leading import Leading
 from kubemeta.share.sharedview import View, ViewError, ViewSlot, encode
 from kubemeta.shell.enricher import Enricher
+from kubemeta.state import snapshot
 from kubemeta.wire.record import RecordReader
 from kubemeta.wire.sharedproto import (
     Answer,
@@ -75,7 +77,8 @@ def test_a_group_is_one_state_dir_and_one_setup(tmp_path: Path) -> None:
     assert g == Group.of(str(tmp_path), dict(IDENT))
     assert g != Group.of(str(tmp_path / "other"), IDENT)
     assert g != Group.of(str(tmp_path), {**IDENT, "node_name": "node-2"})
-    assert g.address.startswith("\0") and os.path.dirname(g.lock_path) == str(tmp_path)
+    # The socket is a file in state_dir: no other user can take its name.
+    assert os.path.dirname(g.address) == os.path.dirname(g.lock_path) == str(tmp_path)
 
 
 class Node:
@@ -90,7 +93,7 @@ class Node:
         self.leading = Leading(self.group, self.store, wait=5.0)
         self.leading.start()
 
-    def follower(self, on_lead: threading.Event | None = None
+    def follower(self, on_lead: threading.Event | None = None, max_age: float = 60.0
                  ) -> tuple[MetadataStore, Following, RoleFetcher]:
         client = LeaderClient(self.group, timeout=5.0)
         role = RoleFetcher(client)
@@ -98,7 +101,7 @@ class Node:
         fd = transport.open_lock(self.group)
         assert not transport.try_lead(fd)
         following = Following(self.group, store, client, fd,
-                              on_lead.set if on_lead else lambda: None)
+                              on_lead.set if on_lead else lambda: None, max_age=max_age)
         return store, following, role
 
     def close(self) -> None:
@@ -254,23 +257,27 @@ def test_a_follower_takes_the_lead_when_the_leader_lets_go(node: Node) -> None:
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to send as another user")
-def test_datagrams_from_another_user_are_ignored(node: Node) -> None:
+def test_another_user_cannot_reach_the_leaders_socket(node: Node) -> None:
     prog = ("import socket; s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); "
-            "s.bind(''); "  # answerable, were it accepted
-            f"s.sendto(b'{{\"id\": 1, \"kind\": \"pod\", \"ns\": \"shop\", \"name\": \"web-1\"}}', "
-            f"{node.group.address!r})")
-    subprocess.run([sys.executable, "-c", prog], user="nobody", check=True, timeout=30)
-    own = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    own.bind("")
-    own.sendto(encode_request(Request(2, "pod", "shop", "web-1")), node.group.address)
-    own.settimeout(5)
-    assert decode_answer(own.recv(1 << 20)).id == 2
-    deadline = time.monotonic() + 5
-    while node.leading.answered < 1:
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
-    time.sleep(0.3)
-    assert node.leading.answered == 1  # ours; nobody's was dropped unanswered
+            f"s.sendto(b'{{\"id\": 1, \"kind\": \"hello\"}}', {node.group.address!r})")
+    out = subprocess.run([sys.executable, "-c", prog], user="nobody", timeout=30,
+                         capture_output=True, text=True)
+    assert out.returncode != 0 and "PermissionError" in out.stderr
+
+
+def test_datagrams_from_another_user_are_ignored() -> None:
+    """The second line of defence, should a socket be reachable after all."""
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+    ours.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+    with ours, theirs:
+        prog = ("import socket, sys; s = socket.socket(fileno=int(sys.argv[1])); "
+                "s.send(b'from nobody')")
+        subprocess.run([sys.executable, "-c", prog, str(theirs.fileno())], user="nobody",
+                       pass_fds=[theirs.fileno()], check=True, timeout=30)
+        theirs.send(b"from us")
+        assert transport.receive(ours) is None  # nobody's, dropped
+        got = transport.receive(ours)
+        assert got is not None and got[0] == b"from us"
 
 
 def test_a_follower_taking_the_lead_seeds_its_store_from_the_last_view() -> None:
@@ -316,3 +323,45 @@ def test_a_follower_forgets_answers_only_once_a_view_published_after_them_has_th
         assert store.sizes() == (1, 0)  # the 404 stays: no question per line
     finally:
         store.stop()
+
+
+def test_a_leader_that_cannot_open_its_socket_publishes_anyway(tmp_path: Path) -> None:
+    group = Group.of(str(tmp_path / "state"), IDENT)
+    os.makedirs(group.address)  # in the way: the socket cannot be made there
+    store = make_store(FakeFetcher({}, {}), SYSTEM)
+    try:
+        store.put_watched("pod", ("shop", "web-1"), WEB)
+        leading = Leading(group, store, wait=5.0)
+        leading.start()
+        # No follower can say hello to a socket that is not there: publish anyway.
+        wait_until(lambda: os.path.exists(group.shared_path), "nothing was published")
+    finally:
+        store.stop()
+
+
+def test_a_view_its_leader_stopped_vouching_for_is_dropped_and_counted(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    group = Group.of(str(tmp_path / "state"), IDENT)
+    os.makedirs(os.path.dirname(group.shared_path))
+    # Published by a leader that then went quiet: nobody vouches for it.
+    snapshot.write(group.shared_path, encode([(("shop", "web-1"), WEB, math.inf)], [], [],
+                                             0.0, jsonlib.dumps), durable=False)
+    store = make_store(FakeFetcher({}, {}), SYSTEM)
+    fd = transport.open_lock(group)
+    following = Following(group, store, LeaderClient(group, timeout=1.0), fd, lambda: None,
+                          max_age=30.0)
+    try:
+        assert following.load_if_changed() and following.slot.view is not None
+        with caplog.at_level(logging.WARNING, "kubemeta"):
+            for age in (31, 60, 600):
+                past = time.time() - age
+                os.utime(group.shared_path, (past, past))
+                assert not following.load_if_changed()
+                assert following.slot.view is None
+        assert store.counters.sharedviewtooold == 1  # dropped once, not once per look
+        assert caplog.text.count("older than share_view_max_age") == 1  # once per streak
+        os.utime(group.shared_path)  # vouched for again
+        assert following.load_if_changed() and following.slot.view is not None
+    finally:
+        store.stop()
+        os.close(fd)

@@ -30,4 +30,5 @@ class Counters:
     linesdeletedpod: int = 0     # served with the metadata of a pod since deleted
     sinklines: int = 0           # omprog: lines the sink took
     sinkfailures: int = 0        # omprog: writes that failed and were answered with an error
+    sharedviewtooold: int = 0    # a follower dropped its leader's view as too old
     apirequests: Counter[str] = field(default_factory=Counter)  # by HTTP status, 0: none

@@ -15,7 +15,8 @@ from kubemeta.wire.record import RecordFields
 
 # Kubernetes object names: DNS-1123 subdomain (pods) or label (namespaces).
 # Anything else cannot exist in the API, so we never send it there.
-_NAME_RX = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
+# \Z, not $: "$" also matches before a trailing newline, which is no name.
+_NAME_RX = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?\Z")
 
 
 class PodRef(NamedTuple):
@@ -68,6 +69,8 @@ class Identifier:
 
 
 def _match(patterns: list[re.Pattern[str]], text: str, container_id: str | None) -> PodRef | None:
+    if not text.isprintable():
+        return None  # a newline or control character: no pattern's "$" may accept it
     for rx in patterns:
         m = rx.match(text)
         if m is None:

@@ -160,9 +160,11 @@ class Following:
     runs in that thread once it holds it, and the feed stops."""
 
     def __init__(self, group: Group, store: MetadataStore, client: LeaderClient,
-                 lock_fd: int, on_lead: Callable[[], None], clock: Clock = SYSTEM) -> None:
+                 lock_fd: int, on_lead: Callable[[], None], clock: Clock = SYSTEM,
+                 max_age: float = 60.0) -> None:
         self._group = group
         self._clock = clock
+        self._max_age = max_age  # a view the leader has not vouched for this long is dropped
         self._store = store
         self._client = client
         self._fd = lock_fd
@@ -172,6 +174,7 @@ class Following:
         self._leading = False
         self.slot = ViewSlot()
         self._next_hello = 0.0
+        self._too_old = False
         self.loads = 0
 
     def start(self) -> None:
@@ -192,6 +195,10 @@ class Following:
             st = os.stat(path)
         except OSError:
             return False
+        age = self._clock.wall() - st.st_mtime
+        if age > self._max_age:
+            self._drop_old(age)
+            return False
         stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
         if stamp == self._stamp:
             return False
@@ -209,11 +216,28 @@ class Following:
         if first:
             log.info("serving from the view this node's leading helper shares (%d entries)",
                      view.keys, extra={"event": "share_view"})
+            self._too_old = False
         # What the leader told before it published is in the view now, or gone.
         self._store.forget_known(view.published)
         self.loads += 1
         log.debug("loaded the shared view (%d entries)", view.keys)
         return True
+
+    def _drop_old(self, age: float) -> None:
+        """The leader vouches for its view (it publishes, or touches it) every
+        few seconds; one it has not for ``max_age`` may be missing any change
+        since, watched entries included. Lines ask the leader instead."""
+        with self._lock:
+            had = self.slot.view is not None
+            self.slot.view = None
+            self._stamp = None  # a fresh one is loaded again whatever its stamp
+        if had:
+            self._store.counters.sharedviewtooold += 1
+        if not self._too_old:
+            self._too_old = True
+            log.warning("the shared view %s is %.0f s old, older than share_view_max_age; "
+                        "asking the leading helper for each pod until it is fresh again",
+                        self._group.shared_path, age, extra={"event": "share_view_old"})
 
     def _wait_lock(self) -> None:
         try:

@@ -32,6 +32,8 @@ log = logging.getLogger("kubemeta.share.leading")
 PUBLISH_INTERVAL = 0.25  # a change reaches followers within this (plus their poll)
 FOLLOWER_TTL = 10.0      # the leader publishes while it heard a hello this recently
 HANDLERS = 4             # leader threads answering followers
+REBIND_INTERVAL = 5.0    # after a failed bind, try again this much later
+VOUCH_INTERVAL = 5.0     # an unchanged view is touched this often (share_view_max_age)
 
 
 class Leading:
@@ -47,26 +49,63 @@ class Leading:
         self._published = -1
         self._requests: queue.Queue[tuple[Request, Any]] = queue.Queue(maxsize=1000)
         self._sock: socket.socket | None = None
+        self._bind_at = 0.0         # when to try binding again after a failure
+        self._bind_failed = False   # said once per streak
+        self._publish_failed = False
+        self._vouch_at = 0.0
         self.answered = 0
 
     def start(self) -> None:
+        self._bind()
+        internal.spawn("kubemeta-publish", "publishing the shared view", self._publish_round,
+                       self._store.stopped, every=PUBLISH_INTERVAL, wait_first=True)
+
+    def _bind(self) -> None:
+        """The socket, as a file in state_dir: no other user can take its name,
+        as anyone could an abstract one. Holding the lock, a leader owns it: a
+        file left there is a dead leader's."""
+        path = self._group.address
         sock = new_socket()
         try:
-            sock.bind(self._group.address)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+            sock.bind(path)
+            os.chmod(path, 0o600)  # followers are of our user
         except OSError as e:
             sock.close()
-            log.error("cannot open the leader's socket (%s); followers will only read the "
-                      "shared file", e.strerror or e, extra={"event": "share_error"})
-        else:
-            self._sock = sock
-            stopped = self._store.stopped
-            internal.spawn("kubemeta-lead-recv", "the leader's socket", self._receive_one,
+            self._bind_at = self._clock() + REBIND_INTERVAL
+            if not self._bind_failed:
+                self._bind_failed = True
+                log.error("cannot open the leader's socket %s (%s); followers read the shared "
+                          "file only, and it is tried again", path, e.strerror or e,
+                          extra={"event": "share_error"})
+            return
+        if self._bind_failed:
+            self._bind_failed = False
+            log.warning("the leader's socket %s is open again", path,
+                        extra={"event": "share_socket"})
+        self._sock = sock
+        stopped = self._store.stopped
+        internal.spawn("kubemeta-lead-recv", "the leader's socket", self._receive_one, stopped)
+        for i in range(HANDLERS):
+            internal.spawn(f"kubemeta-lead-{i}", "answering a follower", self._handle_one,
                            stopped)
-            for i in range(HANDLERS):
-                internal.spawn(f"kubemeta-lead-{i}", "answering a follower", self._handle_one,
-                               stopped)
-        internal.spawn("kubemeta-publish", "publishing the shared view", self.publish,
-                       self._store.stopped, every=PUBLISH_INTERVAL, wait_first=True)
+
+    def _publish_round(self) -> None:
+        if self._sock is None and self._clock() >= self._bind_at:
+            self._bind()
+        if not self.publish():
+            self._vouch()
+
+    def _vouch(self) -> None:
+        """Nothing changed: touch the view, so followers know it is current (they
+        drop one older than share_view_max_age)."""
+        now = self._clock()
+        if self._published < 0 or now < self._vouch_at or self._publish_failed:
+            return
+        self._vouch_at = now + VOUCH_INTERVAL
+        with contextlib.suppress(OSError):  # gone or unwritable: the next publish says so
+            os.utime(self._group.shared_path)
 
     def _receive_one(self) -> None:
         assert self._sock is not None
@@ -112,8 +151,10 @@ class Leading:
         return Answer(req.id, "ok", doc)
 
     def publish(self, force: bool = False) -> bool:
-        """Write the shared file if followers exist and something changed."""
-        if not force and self._clock() - self._last_hello > FOLLOWER_TTL:
+        """Write the shared file if something changed and followers may exist: one
+        said hello lately, or none could (the socket is not open)."""
+        heard = self._clock() - self._last_hello <= FOLLOWER_TTL
+        if not force and not heard and self._sock is not None:
             return False
         generation = self._store.generation
         if not force and generation == self._published \
@@ -126,8 +167,16 @@ class Leading:
                            sharedview.encode(pods, nss, deleted, published, jsonlib.dumps),
                            durable=False)
         except (OSError, SnapshotError) as e:
-            log.warning("cannot publish to %s: %s", self._group.shared_path, e,
-                        extra={"event": "share_error"})
+            if not self._publish_failed:  # once per streak, not every round
+                self._publish_failed = True
+                log.warning("cannot publish to %s: %s; followers serve the last view until "
+                            "it is too old (see share_view_max_age)", self._group.shared_path,
+                            e, extra={"event": "share_error"})
             return False
+        if self._publish_failed:
+            self._publish_failed = False
+            log.warning("publishing to %s again", self._group.shared_path,
+                        extra={"event": "share_published"})
         self._published = generation
+        self._vouch_at = self._clock() + VOUCH_INTERVAL
         return True

@@ -29,6 +29,7 @@ _HELP = {
     "linesdeletedpod": "lines served with the metadata of a pod since deleted",
     "sinklines": "omprog mode: enriched lines the sink took",
     "sinkfailures": "omprog mode: sink writes that failed (rsyslog retries them)",
+    "sharedviewtooold": "views a follower dropped because its leader stopped vouching for them",
     "breakerstate": "0 closed (API healthy), 1 open (failing), 2 half-open (probing)",
     "secondssincelastsuccess": "seconds since the API last answered (-1: never)",
     "lookupspending": "lookups waiting for the API",

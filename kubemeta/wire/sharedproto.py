@@ -37,7 +37,7 @@ class MessageError(KubemetaError):
 class Group:
     lock_path: str
     shared_path: str
-    address: str  # the leader's socket, in the abstract namespace (no file to clean up)
+    address: str  # the leader's socket: a file in state_dir, which no other user can take
 
     @classmethod
     def of(cls, state_dir: str, ident: dict[str, Any]) -> Group:
@@ -47,7 +47,7 @@ class Group:
         digest = hashlib.sha256(jsonlib.dumps([where, ident])).hexdigest()[:16]
         return cls(os.path.join(where, f"leader-{digest}.lock"),
                    os.path.join(where, f"shared-{digest}.view"),
-                   f"\0kubemeta-{digest}")
+                   os.path.join(where, f"leader-{digest}.sock"))
 
 
 @dataclass(frozen=True)
