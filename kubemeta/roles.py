@@ -13,11 +13,15 @@ from __future__ import annotations
 import logging
 import random
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from kubemeta import jsonlib
+from kubemeta import internal, jsonlib
 from kubemeta.app import App
+from kubemeta.cache.lookups import Fetcher
+from kubemeta.cache.policy import Backoff
 from kubemeta.cache.store import MetadataStore
+from kubemeta.errors import ConfigError
 from kubemeta.kinds import Mode, Role
 from kubemeta.share.sharedview import ViewError, ViewSlot
 from kubemeta.state.warmstart import SnapshotKeeper
@@ -100,13 +104,17 @@ def _follow(app: App, group: Group, fd: int) -> Helper:
         log.warning("leading this node's helpers now (the previous leader is gone); "
                     "serving what it published meanwhile", extra={"event": "share_lead"})
         seed(store, following.slot, rng)
-        role_fetcher.promote(app.fetcher(store)())  # the client's import, here
+        if keeper is not None:
+            keeper.start()
+        fetcher = until_built(app.fetcher(store), store.stopped, app.backoff)
+        if fetcher is None:
+            return  # stopping
+        role_fetcher.promote(fetcher)
         with helper.changed:
             helper.role = Role.LEADER
         if app.mode is Mode.WATCH:
             app.start_watches(store, True)
-        if keeper is not None:
-            keeper.start()
+        # Last: until its fetcher is the API's, a question would come back to it.
         Leading(group, store, app.answer_wait, app.clock).start()
 
     following = Following(group, store, client, fd, take_lead, app.clock,
@@ -117,6 +125,26 @@ def _follow(app: App, group: Group, fd: int) -> Helper:
     log.info("following this node's leading helper (%s)", group.lock_path,
              extra={"event": "share_follow"})
     return helper
+
+
+def until_built(make: Callable[[], Fetcher], stopped: threading.Event,
+                backoff: Backoff) -> Fetcher | None:
+    """``make()``, tried again after a backoff while it fails (a kubeconfig briefly
+    unreadable): a helper that took the lock must lead, or nobody would.
+    None: stopped meanwhile."""
+    attempt = 0
+    while not stopped.is_set():
+        try:
+            return make()
+        except ConfigError as e:
+            if attempt == 0:
+                log.error("cannot use the Kubernetes API yet: %s; leading with what is known "
+                          "and trying again", e, extra={"event": "config_error"})
+        except Exception as e:  # the client's import, say: reported, and tried again
+            internal.report("taking the lead", e)
+        attempt += 1
+        stopped.wait(backoff.delay(attempt))
+    return None
 
 
 def seed(store: MetadataStore, slot: ViewSlot, rng: random.Random) -> None:
