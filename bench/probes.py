@@ -129,9 +129,8 @@ def rss_many(tmp: Path, emu: ApiEmulator, token: Path, pods: list[Pod]) -> float
     for ln in lines:
         if b'"labels"' not in peer.ask(ln):
             raise RuntimeError(f"not enriched: {ln[:200]!r}")
-    snapshot = tmp / "state" / "snapshot.json"
     deadline = time.monotonic() + 30
-    while snapshot_pods(snapshot) < len(pods):
+    while snapshot_pods(tmp / "state") < len(pods):
         if time.monotonic() > deadline:
             raise RuntimeError("the helper wrote no snapshot of all its pods")
         time.sleep(0.2)
@@ -185,10 +184,12 @@ def largest(log: Path, number: re.Pattern[str]) -> int:
     return max((int(n) for n in number.findall(log.read_text())), default=0)
 
 
-def snapshot_pods(path: Path) -> int:
+def snapshot_pods(state_dir: Path) -> int:
+    """The pods in the snapshot the node's helpers wrote in ``state_dir``."""
     try:
+        path = next(state_dir.glob("snapshot-*.json"))
         return len(json.loads(path.read_bytes()).get("pods") or ())
-    except (OSError, ValueError):
+    except (StopIteration, OSError, ValueError):
         return 0
 
 

@@ -12,11 +12,10 @@ path: a warm helper serves lines from its snapshot while they load.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from kubemeta import text
+from kubemeta import files, text
 from kubemeta.cache.lookups import Fetcher, LookupSettings
 from kubemeta.cache.policy import Backoff
 from kubemeta.cache.rules import CacheSettings
@@ -97,6 +96,8 @@ class App:
         self.identity = identity(cfg)
         self.store_settings = store_settings(cfg)
         self.client = client_settings(cfg)
+        self._state_checked = False
+        self._state_problem: str | None = None
         # How long a leader looks for what a follower asked: a request's time.
         self.answer_wait = cfg.api_connect_timeout + cfg.api_read_timeout
 
@@ -144,11 +145,18 @@ class App:
         start_watches(store, self.api, self.shaper, s, warm)
 
     def keeper(self, store: MetadataStore) -> SnapshotKeeper | None:
-        if self.cfg.snapshot_interval <= 0:
-            return None
-        s = SnapshotSettings(os.path.join(self.cfg.state_dir, snapshot.FILENAME),
-                             self.identity, self.cfg.snapshot_interval)
+        if self.cfg.snapshot_interval <= 0 or self.state_dir_problem() is not None:
+            return None  # a snapshot from an unsafe state_dir could be anyone's
+        s = SnapshotSettings(self.group().snapshot_path, self.identity,
+                             self.cfg.snapshot_interval)
         return SnapshotKeeper(store, s, self.clock)
+
+    def state_dir_problem(self) -> str | None:
+        """Why state_dir cannot be trusted (made 0750 if missing), or None."""
+        if not self._state_checked:
+            self._state_problem = files.private_dir(self.cfg.state_dir)
+            self._state_checked = True
+        return self._state_problem
 
     def group(self) -> Group:
         """This node's helpers of the same cluster and shape (see share)."""

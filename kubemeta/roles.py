@@ -50,7 +50,13 @@ def start(app: App) -> Helper:
     cfg = app.cfg
     group: Group | None = None
     fd: int | None = None
-    if cfg.share_helpers:
+    problem = app.state_dir_problem()
+    if problem is not None:
+        log.warning("state_dir %s is not safe to trust: %s. This helper works alone and "
+                    "without a snapshot; make it a directory of this user's that nobody else "
+                    "may write (chown, chmod 0750)", cfg.state_dir, problem,
+                    extra={"event": "state_dir_unsafe"})
+    elif cfg.share_helpers:
         group = app.group()
         try:
             fd = transport.open_lock(group)

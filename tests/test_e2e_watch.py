@@ -192,7 +192,7 @@ def test_helper_restarted_during_403_enriches_known_pods_from_its_first_line(
         rs.wait_records(1)
     # Written when the helper stops, which rsyslog does not wait for.
     end = time.monotonic() + 10
-    while not (tmp_path / "state" / "snapshot.json").exists():
+    while not list((tmp_path / "state").glob("snapshot-*.json")):
         assert time.monotonic() < end, "no snapshot written when the helper stopped"
         time.sleep(0.05)
     emulator.set_phase("forbidden")  # a control-plane restart: RBAC not synced yet

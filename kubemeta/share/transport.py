@@ -15,6 +15,7 @@ import struct
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from kubemeta import files
 from kubemeta.clock import Clock
 from kubemeta.state import snapshot
 from kubemeta.wire.sharedproto import MAX_DATAGRAM, Group, MessageError
@@ -27,7 +28,7 @@ _CREDS = struct.Struct("3i")  # struct ucred: pid, uid, gid
 def open_lock(group: Group) -> int:
     """The lock file's descriptor. Raises OSError when state_dir is unusable."""
     os.makedirs(os.path.dirname(group.lock_path), mode=0o750, exist_ok=True)
-    return os.open(group.lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o640)
+    return files.open_private(group.lock_path, os.O_RDWR | os.O_CREAT)
 
 
 def try_lead(fd: int) -> bool:
@@ -74,7 +75,7 @@ def receive(sock: socket.socket) -> tuple[bytes, Any] | None:
 def map_file(path: str) -> mmap.mmap:
     """The file, mapped read-only: shared with every helper that maps it. A file
     replaced later stays mapped as it was until its last reader lets go."""
-    with open(path, "rb") as f:
+    with open(files.open_private(path), "rb") as f:
         size = os.fstat(f.fileno()).st_size
         if size > snapshot.MAX_BYTES:
             raise ValueError(f"larger than {snapshot.MAX_BYTES} bytes")

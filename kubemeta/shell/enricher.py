@@ -194,8 +194,15 @@ class Enricher:
         if self._shared is not None:
             view = self._shared.view
             if view is not None and ref.valid_for_api():
-                self._pod_reply = self._from_view(ref, view)
-                return self._pod_reply
+                reply = self._from_view(ref, view)
+                if reply.count(b"\n") == 1:
+                    self._pod_reply = reply
+                    return reply
+                # Only a corrupt or planted view makes two lines of one reply, which
+                # would put rsyslog's pipe out of step: drop it, serve from the store.
+                self._shared.view = None
+                self._problem("share_error", "the shared view gave a reply of %d lines; "
+                              "not serving from it", reply.count(b"\n"))
         pe = ne = None
         if self._store is not None and ref.valid_for_api():
             now = self._clock()

@@ -113,7 +113,7 @@ def write(path: str, data: bytes | Iterable[bytes], durable: bool = True) -> Non
 
 def read(path: str) -> bytes:
     try:
-        with open(path, "rb") as f:
+        with open(files.open_private(path), "rb") as f:
             data = f.read(MAX_BYTES + 1)
     except OSError as e:
         raise SnapshotError(e.strerror or str(e)) from e

@@ -37,6 +37,7 @@ class MessageError(KubemetaError):
 class Group:
     lock_path: str
     shared_path: str
+    snapshot_path: str  # the warm-start snapshot: one per group, as the view
     address: str  # the leader's socket: a file in state_dir, which no other user can take
 
     @classmethod
@@ -47,6 +48,7 @@ class Group:
         digest = hashlib.sha256(jsonlib.dumps([where, ident])).hexdigest()[:16]
         return cls(os.path.join(where, f"leader-{digest}.lock"),
                    os.path.join(where, f"shared-{digest}.view"),
+                   os.path.join(where, f"snapshot-{digest}.json"),
                    os.path.join(where, f"leader-{digest}.sock"))
 
 
