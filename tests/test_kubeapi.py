@@ -55,6 +55,8 @@ def test_a_good_answer(api: ApiFetcher) -> None:
     (Fault("garbage"), ApiBadResponse, "not JSON"),
     (Fault("truncate"), ApiError, ""),
     (Fault("huge", size=5 * 1024 * 1024), ApiBadResponse, "larger than"),
+    # every byte within the read timeout, the answer never within the request's time
+    (Fault("trickle", seconds=0.1), ApiUnreachable, "took longer than 2 s in all"),
     # the unread rest arrives late: the connection must not go back to the pool
     (Fault("huge", size=5 * 1024 * 1024, pause_at=kubeapi.MAX_BODY_BYTES + 1, seconds=0.5),
      ApiBadResponse, "larger than"),

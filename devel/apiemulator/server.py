@@ -221,6 +221,21 @@ class ApiHandler(BaseHTTPRequestHandler):
                 self.wfile.write(body[cut:])
                 self.wfile.flush()
             return True
+        if f.action == "trickle":
+            # A server that answers, one byte every ``seconds``: each read of the
+            # client's is within its read timeout, the answer never is.
+            body = json.dumps({"kind": "Pod", "apiVersion": "v1", "metadata": {
+                "name": "trickled", "namespace": "shop", "uid": "u"}}).encode()
+            self._send(200, b"", length=len(body))
+            for i in range(len(body)):
+                time.sleep(f.seconds)
+                try:
+                    self.wfile.write(body[i:i + 1])
+                    self.wfile.flush()
+                except OSError:
+                    break  # the client gave up: as it should
+            self.close_connection = True
+            return True
         return False  # pragma: no cover
 
 

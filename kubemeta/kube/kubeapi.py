@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import http.client
 import logging
-import socket
-import ssl
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -31,9 +29,9 @@ from kubemeta.errors import (
     ApiUnauthorized,
     ApiUnreachable,
     ConfigError,
-    status_error,
 )
 from kubemeta.kube.credentials import ClientSettings, Endpoint, TokenFile, stamps
+from kubemeta.kube.httperrors import translate_status, translate_transport
 from kubemeta.text import clip
 from kubemeta.wire.listproto import Listing
 
@@ -298,11 +296,14 @@ class KubeApi:
         raise err
 
     def _get(self, path: str) -> Any:
-        """One object, from the API server's cache (resourceVersion=0)."""
+        """One object, from the API server's cache (resourceVersion=0), within
+        connect plus read timeout in all: a server trickling its answer keeps
+        each read within the read timeout, and would hold a lookup worker."""
         limit = MAX_BODY_BYTES
+        deadline = self._clock() + self._timeout[0] + self._timeout[1]
         resp = self._call(path, [("resourceVersion", "0")], self._timeout)
         try:
-            body = resp.read(limit + 1)
+            body = self._read_until(resp, limit + 1, deadline)
         except TRANSPORT_ERRORS as e:
             raise self._transport_error(e) from e
         finally:
@@ -313,6 +314,24 @@ class KubeApi:
             return jsonlib.loads(body)
         except (ValueError, RecursionError) as e:
             raise ApiBadResponse("answer is not JSON", 200) from e
+
+    def _read_until(self, resp: Any, limit: int, deadline: float) -> bytes:
+        """At most ``limit`` bytes of the body, read as they arrive (read1: one
+        receive at a time, where read(n) waits for n bytes), until ``deadline``."""
+        read = getattr(getattr(resp, "_fp", None), "read1", None) or resp.read
+        parts: list[bytes] = []
+        got = 0
+        while got < limit:
+            if self._clock() > deadline:
+                raise ApiUnreachable(f"timed out: the answer took longer than "
+                                     f"{self._timeout[0] + self._timeout[1]:.0f} s in all")
+            data = read(min(65536, limit - got))
+            if not data:
+                break
+            parts.append(data)
+            got += len(data)
+        return b"".join(parts)
+
 
 
 _warned: set[str] = set()
@@ -336,63 +355,3 @@ def _finish(resp: Any) -> None:
         # connection would hand it to the next request as its answer.
         resp.close()
     resp.release_conn()
-
-
-def translate_status(status: int, reason: Any, headers: Any, body: Any) -> ApiError:
-    return status_error(status, str(reason) if reason else None, _status_message(body),
-                        _retry_after(headers))
-
-
-def _status_message(body: Any) -> str | None:
-    """The message of a metav1.Status body, if the answer is one."""
-    if not body:
-        return None
-    try:
-        raw = body if isinstance(body, bytes) else str(body).encode()
-        obj = jsonlib.loads(raw[:65536])
-    except (ValueError, RecursionError):
-        return None
-    if isinstance(obj, dict) and obj.get("kind") == "Status":
-        msg = obj.get("message")
-        if isinstance(msg, str):
-            return clip(msg)
-    return None
-
-
-def _retry_after(headers: Any) -> float | None:
-    try:
-        value = headers.get("Retry-After") if headers is not None else None
-        if value is None:
-            return None
-        seconds = float(value)
-    except (TypeError, ValueError, AttributeError):
-        return None
-    return seconds if 0 <= seconds <= 3600 else None
-
-
-def translate_transport(e: BaseException) -> ApiError:
-    """Name a transport failure the way an operator would ("connection refused")."""
-    cause: BaseException = e
-    if isinstance(e, urllib3.exceptions.MaxRetryError) and e.reason is not None:
-        cause = e.reason
-    text = str(cause)
-    low = text.lower()
-    if isinstance(cause, urllib3.exceptions.SSLError | ssl.SSLError):
-        return ApiUnreachable(f"TLS error: {clip(text, tail=True)}")
-    # Before timeouts: urllib3 1.26's NewConnectionError subclasses ConnectTimeoutError.
-    if isinstance(cause, socket.gaierror) or "name or service not known" in low \
-            or "failed to resolve" in low or "temporary failure in name resolution" in low:
-        return ApiUnreachable("DNS lookup failed")
-    if isinstance(cause, ConnectionRefusedError) or "connection refused" in low:
-        return ApiUnreachable("connection refused")
-    if isinstance(cause, urllib3.exceptions.TimeoutError | socket.timeout | TimeoutError):
-        return ApiUnreachable("timed out")
-    if isinstance(cause, ConnectionResetError) or "reset by peer" in low:
-        return ApiUnreachable("connection reset")
-    if isinstance(cause, urllib3.exceptions.ProtocolError):
-        if "InvalidChunkLength" in text or "IncompleteRead" in text:
-            return ApiUnreachable("connection broken mid-answer")
-        return ApiUnreachable(f"connection broken: {clip(text, tail=True)}")
-    return ApiUnreachable(f"{type(cause).__name__}: {clip(text, tail=True)}")
-
-
