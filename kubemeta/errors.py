@@ -72,6 +72,11 @@ class ApiBadResponse(ApiError):
     """An answer that is not the JSON object we asked for."""
 
 
+class ApiTooNew(ApiError):
+    """504 ResourceVersionTooLarge: the server is behind the version asked for (a
+    restored etcd, a lagging replica); list again, as client-go does."""
+
+
 class ApiGone(ApiError):
     """410 Gone: a watch's resourceVersion is too old; list again."""
 
@@ -96,4 +101,6 @@ def status_error(status: int, words: str | None = None, message: str | None = No
         return ApiGone(detail, status)
     if status == 429:
         return ApiThrottled(text, status, retry_after=retry_after)
+    if status == 504 and message and "too large resource version" in message.lower():
+        return ApiTooNew(detail, status, retry_after=retry_after)
     return ApiServerError(detail, status, retry_after=retry_after)

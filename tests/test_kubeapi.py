@@ -4,6 +4,7 @@ becomes exactly one of kubemeta's errors, never a crash."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,6 +19,7 @@ from kubemeta.errors import (
     ApiNotFound,
     ApiServerError,
     ApiThrottled,
+    ApiTooNew,
     ApiUnauthorized,
     ApiUnreachable,
     ShapeError,
@@ -113,3 +115,62 @@ def test_rotated_client_certificate_is_reloaded(emulator: ApiEmulator, tmp_path:
     api.on_unauthorized()  # what the store does after a 401
     with pytest.raises(ApiNotFound):  # authenticated now: the namespace just is not there
         api.get_namespace("default")
+
+
+def test_a_watch_from_a_version_the_server_has_not_reached_lists_again(
+        emulator: ApiEmulator) -> None:
+    """A restored etcd or a lagging replica: the API server waits, then answers 504
+    ResourceVersionTooLarge; kubemeta lists again, as client-go does."""
+    from kubemeta.cache.policy import Backoff
+    from kubemeta.kube.reflector import Reflector
+
+    emulator.world.apply(make_pod("shop", "web-1", {"app": "web"}))
+    emulator.world.too_new_wait = 0.2
+    cfg = config.Config(kubernetes_url=emulator.url, ca_file=emulator.pki.ca_file, token=TOKEN)
+    api = App(cfg).api()
+    ahead = str(emulator.world.rv + 1000)
+    with pytest.raises(ApiTooNew, match="Too large resource version"):
+        list(api.watch_pods("node-1", ahead, 5))
+
+    class Feed:
+        listed: list[int] = []
+
+        def replace(self, items: Any) -> None:
+            self.listed.append(len(list(items)))
+
+        def apply(self, event: Any) -> None:
+            pass
+
+        def stale(self, why: ApiError) -> None:
+            raise AssertionError(f"not an outage: {why}")
+
+        def live(self) -> None:
+            pass
+
+    sleeps: list[float] = []
+    r = Reflector("pods", lambda: api.list_pods("node-1"),
+                  lambda rv: api.watch_pods("node-1", rv, 1), Feed(), Backoff(1.0, 30.0, 0.0),
+                  sleep=sleeps.append)
+    r.rv = ahead
+    r.step()
+    assert r.rv is None  # the next step lists
+    r.step()
+    assert Feed.listed == [1] and r.rv == str(emulator.world.rv)
+
+
+def test_pods_of_other_nodes_are_neither_listed_nor_watched(emulator: ApiEmulator) -> None:
+    from kubemeta.wire.watchproto import WatchDecoder
+
+    emulator.world.apply(make_pod("shop", "here", {"v": "1"}))
+    emulator.world.apply(make_pod("shop", "there", {"v": "1"}, node="node-2"))
+    cfg = config.Config(kubernetes_url=emulator.url, ca_file=emulator.pki.ca_file, token=TOKEN)
+    api = App(cfg).api()
+    listing = api.list_pods("node-1")
+    assert [o["metadata"]["name"] for o in listing] == ["here"]
+    assert listing.resource_version is not None
+    emulator.world.apply(make_pod("shop", "there", {"v": "2"}, node="node-2"))
+    emulator.world.apply(make_pod("shop", "here", {"v": "2"}))
+    decoder = WatchDecoder(1 << 20)
+    events = [ev for data in api.watch_pods("node-1", listing.resource_version, 1)
+              for ev in decoder.feed(data) if ev.type != "BOOKMARK"]
+    assert [(ev.type, ev.obj["metadata"]["name"]) for ev in events] == [("MODIFIED", "here")]

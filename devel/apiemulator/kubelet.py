@@ -30,7 +30,7 @@ class KubeletHandler(ApiHandler):
         node = self.server.node  # type: ignore[attr-defined]
         with world.lock:
             items = [p for p in world.pods.values() if p.get("spec", {}).get("nodeName") == node]
-        self._list("PodList", items, {}, path, user, "kubelet_pods")
+        self._list("PodList", items, {}, path, user, "kubelet_pods", versioned=False)
 
 
 class Kubelet:

@@ -114,14 +114,16 @@ class ApiHandler(BaseHTTPRequestHandler):
                      "other")
 
     def _list(self, kind: str, items: list[dict[str, Any]], query: dict[str, str], path: str,
-              user: str, counter: str) -> None:
+              user: str, counter: str, versioned: bool = True) -> None:
+        """``versioned``: the API server's lists carry a resourceVersion; the
+        kubelet's ``/pods`` answers ``metadata: {}``."""
         limit = int(query.get("limit", "0") or 0)
         if limit > 0:
             items = items[:limit]
         stripped = [{k: v for k, v in o.items() if k not in ("kind", "apiVersion")}
                     for o in items]
-        self._json(200, {"kind": kind, "apiVersion": "v1",
-                         "metadata": {"resourceVersion": str(self.server.world.rv)},
+        metadata = {"resourceVersion": str(self.server.world.rv)} if versioned else {}
+        self._json(200, {"kind": kind, "apiVersion": "v1", "metadata": metadata,
                          "items": stripped}, path, user, counter)
 
     # -- authentication --

@@ -24,6 +24,18 @@ class StreamServer(Protocol):
     watch_generation: int
 
 
+def _reached(world: World, since: int) -> bool:
+    """Whether the server has reached ``since``, waiting up to too_new_wait."""
+    end = time.monotonic() + world.too_new_wait
+    with world.changed:
+        while world.rv < since:
+            left = end - time.monotonic()
+            if left <= 0:
+                return False
+            world.changed.wait(left)
+    return True
+
+
 def stream(handler: Any, server: StreamServer, kind: str, match: Match,
            query: dict[str, str], user: str, counter: str) -> None:
     """Serve one watch on ``handler`` (a BaseHTTPRequestHandler) until it ends;
@@ -37,6 +49,14 @@ def stream(handler: Any, server: StreamServer, kind: str, match: Match,
     except ValueError:
         handler._status(400, f"resourceVersion: Invalid value: {rv_text[:40]!r}",
                         path, user, counter)
+        return
+    if since is not None and not _reached(world, since):
+        # A server behind the version asked for (a restored etcd, a lagging
+        # replica): as the API server, wait a moment, then answer 504.
+        handler._status(504, f"Too large resource version: {since}, current: {world.rv}",
+                        path, user, counter, {"causes": [{
+                            "reason": "ResourceVersionTooLarge",
+                            "message": "Too large resource version"}], "retryAfterSeconds": 1})
         return
     world.record(path, 200, user, counter)
     bookmarks = query.get("allowWatchBookmarks") in ("true", "1")

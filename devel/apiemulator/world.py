@@ -77,6 +77,9 @@ class World:
         self.compacted = 0
         self.changed = threading.Condition(self.lock)
         self.bookmark_interval = 5.0  # seconds between BOOKMARK events on a quiet watch
+        # A watch from a version the server has not reached waits this long for it,
+        # then fails 504 ResourceVersionTooLarge (the API server's 3 s).
+        self.too_new_wait = 3.0
 
     def _event(self, kind: str, obj: dict[str, Any]) -> None:
         """Record a change. Caller holds the lock and has moved self.rv on."""

@@ -26,7 +26,7 @@ from typing import Any, Protocol
 
 from kubemeta import internal
 from kubemeta.cache.policy import Backoff
-from kubemeta.errors import ApiError, ApiGone, ApiUnreachable
+from kubemeta.errors import ApiError, ApiGone, ApiTooNew, ApiUnreachable
 from kubemeta.wire.listproto import Listing
 from kubemeta.wire.watchproto import WatchDecoder, WatchEvent
 
@@ -108,6 +108,12 @@ class Reflector:
         except ApiGone:
             log.info("%s: watch history expired (410 Gone); listing again", self.what,
                      extra={"event": "watch_relist"})
+            self.rv = None
+            return
+        except ApiTooNew:
+            log.warning("%s: the API server is behind the version kubemeta holds (504 Too "
+                        "large resource version); listing again", self.what,
+                        extra={"event": "watch_relist"})
             self.rv = None
             return
         except ApiUnreachable as e:
