@@ -3,6 +3,7 @@ HTTPS, and end to end through a real rsyslogd while the API is down."""
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import threading
 from pathlib import Path
@@ -13,7 +14,7 @@ from apiemulator import ApiEmulator, make_namespace, make_pod
 from kubemeta import config
 from kubemeta.app import App
 from kubemeta.cache.store import MetadataStore
-from kubemeta.errors import ApiNotFound, ApiUnreachable
+from kubemeta.errors import ApiNotFound, ApiUnauthorized, ApiUnreachable
 from kubemeta.kube.fetchers import ApiFetcher, KubeletFetcher, KubeletPolling
 
 from conftest import TOKEN
@@ -124,3 +125,18 @@ def test_a_pod_newer_than_the_last_list_is_found_not_missed(node: ApiEmulator) -
     node.world.apply(make_pod("shop", "web-2", {"app": "web-2"}))  # just scheduled
     assert src.pod("shop", "web-2").labels == {"app": "web-2"}
     assert src.fetches == 2
+
+
+def test_no_credentials_go_to_a_kubelet_that_is_not_verified(node: ApiEmulator) -> None:
+    """Any local user can listen on the kubelet's port while the kubelet is down."""
+    kubelet = node.start_kubelet("node-1")
+    cfg = config.Config(kubernetes_url=node.url, ca_file=node.pki.ca_file, token=TOKEN,
+                        node_name="node-1", source="kubelet", kubelet_url=kubelet.url,
+                        kubelet_insecure_skip_tls_verify=True)
+    api = App(cfg).api(kubelet=True)
+    assert any("sends no credentials" in w for w in api.warnings)
+    with pytest.raises(ApiUnauthorized):  # the kubelet was asked without the token
+        list(api.kubelet_pods())
+    verified = App(dataclasses.replace(cfg, kubelet_insecure_skip_tls_verify=False))
+    assert [p["metadata"]["name"] for p in verified.api(kubelet=True).kubelet_pods()] == [
+        "web-1"]

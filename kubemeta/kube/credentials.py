@@ -114,6 +114,7 @@ class Endpoint:
     kubeconfig_auth: Callable[[], str | None] | None = None
     # What an operator must hear about: TLS weaker than kubemeta's own settings ask.
     warnings: tuple[str, ...] = ()
+    anonymous: bool = False  # send no credentials: the peer is not verified
 
 
 def stamps(paths: list[str]) -> tuple[tuple[float, int] | None, ...]:

@@ -71,10 +71,19 @@ def endpoint(s: ClientSettings) -> Endpoint:
                 "the kubeconfig) to verify it")
     url = ep.url
     auth = ep.kubeconfig_auth
+    anonymous = False
     if s.kubelet is not None:
         url = s.kubelet.url.rstrip("/")
         ca = s.kubelet.ca_file or ca
         verify = not s.kubelet.insecure_skip_tls_verify
+        if not verify:
+            # Any local user can listen on the kubelet's port while it is down.
+            anonymous = True
+            cert = key = auth = None
+            warnings.append(
+                f"kubelet_insecure_skip_tls_verify: kubemeta sends no credentials to the "
+                f"kubelet at {url}, which it cannot verify; set kubelet_ca_file to the "
+                "kubelet's CA (for a self-signed kubelet, /var/lib/kubelet/pki/kubelet.crt)")
     if url.startswith("http://"):
         if not s.allow_insecure_http:
             raise ConfigError(f"{url} is plain http, where credentials would travel in clear; "
@@ -84,7 +93,7 @@ def endpoint(s: ClientSettings) -> Endpoint:
     return Endpoint(url=url, ca_file=ca, cert_file=cert, key_file=key, verify=verify,
                     server_name=None if kubelet else ep.server_name,
                     proxy=None if kubelet else ep.proxy, kubeconfig_auth=auth,
-                    warnings=tuple(warnings))
+                    warnings=tuple(warnings), anonymous=anonymous)
 
 
 def _kubeconfig_endpoint(s: ClientSettings) -> Endpoint:
@@ -137,8 +146,9 @@ class KubeApi:
         self.warnings = ep.warnings
         for w in ep.warnings:
             _warn_once(w)
-        # Plain http carries no credentials (allow_insecure_http).
-        self._plain = ep.url.startswith("http://")
+        # Plain http carries no credentials (allow_insecure_http), nor does a
+        # request to a kubelet that is not verified.
+        self._plain = ep.url.startswith("http://") or ep.anonymous
         self._tokens = TokenFile(settings.token, settings.token_file)
         # Certificate files are read when a connection is made; new connections
         # use the new files once the pool is rebuilt (checked at most every
