@@ -91,3 +91,36 @@ def test_a_kubeconfig_that_turns_verification_off_is_warned_about(
             api.get_namespace("nope")
     assert api.warnings and "turns TLS verification off" in api.warnings[0]
     assert "turns TLS verification off" in caplog.text
+
+
+def test_keys_embedded_in_a_kubeconfig_are_never_left_on_disk(
+        tmp_path: Path, emulator: ApiEmulator) -> None:
+    import base64
+    import os
+    import tempfile
+
+    key = Path(emulator.pki.client_key).read_bytes()
+    kc = tmp_path / "kubeconfig"
+    kc.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "emu",
+        "clusters": [{"name": "emu", "cluster": {
+            "server": emulator.url, "certificate-authority-data":
+                base64.b64encode(Path(emulator.pki.ca_file).read_bytes()).decode()}}],
+        "users": [{"name": "kubemeta", "user": {
+            "client-certificate-data":
+                base64.b64encode(Path(emulator.pki.client_cert).read_bytes()).decode(),
+            "client-key-data": base64.b64encode(key).decode()}}],
+        "contexts": [{"name": "emu", "context": {"cluster": "emu", "user": "kubemeta"}}]}))
+    api = App(config.Config(kubeconfig=str(kc))).api()
+    with pytest.raises(ApiNotFound):  # authenticated by the embedded certificate
+        api.get_namespace("nope")
+    tmp = tempfile.gettempdir()
+    holding = []
+    for name in os.listdir(tmp):
+        path = os.path.join(tmp, name)
+        try:
+            if os.path.isfile(path) and key in Path(path).read_bytes():
+                holding.append(path)
+        except OSError:
+            continue
+    assert holding == []

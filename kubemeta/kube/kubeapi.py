@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import http.client
 import logging
+import os
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -114,6 +115,7 @@ def _kubeconfig_endpoint(s: ClientSettings) -> Endpoint:
     # that is the loader and kubemeta disagreeing, an internal error.
     except (config_exception, OSError, ValueError, KeyError, yaml.YAMLError) as e:
         raise ConfigError(f"kubeconfig {s.kubeconfig}: {clip(str(e), tail=True)}") from e
+    _off_disk(conf, kubernetes.config.kube_config)
 
     def auth() -> str | None:
         try:
@@ -130,6 +132,34 @@ def _kubeconfig_endpoint(s: ClientSettings) -> Endpoint:
                     verify=bool(conf.verify_ssl),
                     server_name=getattr(conf, "tls_server_name", None) or None,
                     proxy=getattr(conf, "proxy", None) or None, kubeconfig_auth=auth)
+
+
+def _off_disk(conf: Any, loader: Any) -> None:
+    """Keys and certificates embedded in a kubeconfig: the loader writes each to a
+    file in /tmp that only a normal interpreter exit removes, and a helper ends
+    with os._exit. Each moves into a memfd, which this process reads by its
+    /proc path and which is never on disk."""
+    written = getattr(loader, "_temp_files", None)
+    if not isinstance(written, dict):
+        return
+    moved: dict[str, str] = {}
+    for content, path in list(written.items()):
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+            fd = os.memfd_create("kubemeta-credential", os.MFD_CLOEXEC)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.unlink(path)
+        except OSError:
+            continue  # left as the loader made it
+        del written[content]  # the loader would hand out the removed path again
+        moved[path] = f"/proc/self/fd/{fd}"
+    for attr in ("ssl_ca_cert", "cert_file", "key_file"):
+        path = getattr(conf, attr, None)
+        if path in moved:
+            setattr(conf, attr, moved[path])
 
 
 class KubeApi:
