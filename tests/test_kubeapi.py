@@ -174,3 +174,17 @@ def test_pods_of_other_nodes_are_neither_listed_nor_watched(emulator: ApiEmulato
     events = [ev for data in api.watch_pods("node-1", listing.resource_version, 1)
               for ev in decoder.feed(data) if ev.type != "BOOKMARK"]
     assert [(ev.type, ev.obj["metadata"]["name"]) for ev in events] == [("MODIFIED", "here")]
+
+
+@pytest.mark.parametrize("read", ["get", "list"])
+def test_an_answer_that_never_ends_is_cut_at_the_limit(emulator: ApiEmulator, read: str) -> None:
+    emulator.add_fault(Fault("endless"))
+    cfg = config.Config(kubernetes_url=emulator.url, ca_file=emulator.pki.ca_file, token=TOKEN,
+                        api_read_timeout=30.0)
+    api = App(cfg).api()
+    limit = kubeapi.MAX_BODY_BYTES if read == "get" else kubeapi.MAX_LIST_BYTES
+    with pytest.raises(ApiBadResponse, match=f"larger than {limit} bytes"):
+        if read == "get":
+            api.get_pod("shop", "web-1")
+        else:
+            list(api.list_pods("node-1"))

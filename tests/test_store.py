@@ -68,6 +68,19 @@ def test_one_request_per_object_however_many_lines(clock: FakeClock) -> None:
     assert sorted(src.calls) == [("ns", "shop"), ("pod", ("shop", "web-1"))]
 
 
+def test_a_request_in_flight_is_shared_by_every_line_that_asks(clock: FakeClock) -> None:
+    src = FakeFetcher({("shop", "web-1"): POD}, {"shop": NS})
+    src.gate = threading.Event()
+    store = make(src, clock)
+    store.lookup(REF, clock())
+    until(lambda: len(src.calls) == 2)  # both out, held by the API: no longer queued
+    for _ in range(50):
+        store.lookup(REF, clock())
+    src.gate.set()
+    settle(store)
+    assert sorted(src.calls) == [("ns", "shop"), ("pod", ("shop", "web-1"))]
+
+
 def test_deadline_bounds_the_wait_when_the_api_hangs(clock: FakeClock) -> None:
     src = FakeFetcher({("shop", "web-1"): POD}, {"shop": NS})
     src.gate = threading.Event()

@@ -223,6 +223,18 @@ class ApiHandler(BaseHTTPRequestHandler):
                 self.wfile.write(body[cut:])
                 self.wfile.flush()
             return True
+        if f.action == "endless":
+            # An answer that never ends (a broken proxy, a hostile server): only a
+            # client that bounds what it reads gets away.
+            self._send(200, b'{"kind": "PodList", "items": [', length=1 << 40)
+            chunk = b'{"metadata": {"name": "x"}},' * 2048
+            try:
+                while True:
+                    self.wfile.write(chunk)
+            except OSError:
+                pass  # the client gave up
+            self.close_connection = True
+            return True
         if f.action == "trickle":
             # A server that answers, one byte every ``seconds``: each read of the
             # client's is within its read timeout, the answer never is.
