@@ -345,11 +345,12 @@ def test_a_view_its_leader_stopped_vouching_for_is_dropped_and_counted(
     group = Group.of(str(tmp_path / "state"), IDENT)
     os.makedirs(os.path.dirname(group.shared_path))
     # Published by a leader that then went quiet: nobody vouches for it.
-    snapshot.write(group.shared_path, encode([(("shop", "web-1"), WEB, math.inf)], [], [],
-                                             0.0, jsonlib.dumps), durable=False)
+    fd = transport.sealed_view(encode([(("shop", "web-1"), WEB, math.inf)], [], [], 0.0,
+                                      jsonlib.dumps))
+    snapshot.write(group.shared_path, transport.pointer(fd), durable=False)
     store = make_store(FakeFetcher({}, {}), SYSTEM)
-    fd = transport.open_lock(group)
-    following = Following(group, store, LeaderClient(group, timeout=1.0), fd, lambda: None,
+    lock = transport.open_lock(group)
+    following = Following(group, store, LeaderClient(group, timeout=1.0), lock, lambda: None,
                           max_age=30.0)
     try:
         assert following.load_if_changed() and following.slot.view is not None
@@ -365,4 +366,35 @@ def test_a_view_its_leader_stopped_vouching_for_is_dropped_and_counted(
         assert following.load_if_changed() and following.slot.view is not None
     finally:
         store.stop()
+        os.close(lock)
+        os.close(fd)
+
+
+def test_a_published_view_cannot_be_changed_under_its_readers(node: Node) -> None:
+    """Truncated in place, a mapped file kills its readers with SIGBUS: a view is a
+    sealed memory-only file, which no one can shrink, grow or write."""
+    node.store.put_watched("pod", ("shop", "web-1"), WEB)
+    _, following, _ = node.follower()
+    following.start()
+    wait_until(lambda: following.slot.view is not None, "nothing was published")
+    pid, fd = Path(node.group.shared_path).read_text().split()
+    view = f"/proc/{pid}/fd/{fd}"
+    with pytest.raises(PermissionError):
+        os.truncate(view, 0)
+    with pytest.raises(PermissionError), open(view, "r+b") as f:
+        f.write(b"planted")
+    slot_view = following.slot.view
+    assert slot_view is not None and slot_view.pod("shop", "web-1") is not None
+
+
+def test_a_view_that_is_not_sealed_is_not_mapped(tmp_path: Path) -> None:
+    group = Group.of(str(tmp_path / "state"), IDENT)
+    os.makedirs(os.path.dirname(group.shared_path))
+    fd = os.memfd_create("planted")
+    os.write(fd, encode([(("shop", "web-1"), WEB, math.inf)], [], [], 0.0, jsonlib.dumps))
+    try:
+        snapshot.write(group.shared_path, transport.pointer(fd), durable=False)
+        with pytest.raises(ValueError, match="not sealed"):
+            transport.map_view(group.shared_path)
+    finally:
         os.close(fd)

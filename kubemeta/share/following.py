@@ -24,7 +24,7 @@ from kubemeta.model import codec
 from kubemeta.model.schema import NamespaceMeta, PodMeta
 from kubemeta.share import sharedview
 from kubemeta.share.sharedview import ViewSlot
-from kubemeta.share.transport import map_file, new_socket, receive_decoded
+from kubemeta.share.transport import map_view, new_socket, receive_decoded
 from kubemeta.wire.sharedproto import (
     Answer,
     Group,
@@ -203,7 +203,7 @@ class Following:
         if stamp == self._stamp:
             return False
         try:
-            view = sharedview.View(map_file(path))
+            view = sharedview.View(map_view(path))
         except (OSError, ValueError, sharedview.ViewError) as e:
             log.debug("shared view %s unusable: %s", path, e)
             return False

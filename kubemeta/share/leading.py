@@ -16,7 +16,7 @@ from kubemeta.cache.store import MetadataStore
 from kubemeta.clock import SYSTEM, Clock
 from kubemeta.model import codec
 from kubemeta.share import sharedview
-from kubemeta.share.transport import new_socket, receive_decoded
+from kubemeta.share.transport import new_socket, pointer, receive_decoded, sealed_view
 from kubemeta.state import snapshot
 from kubemeta.state.snapshot import SnapshotError
 from kubemeta.wire.sharedproto import (
@@ -53,6 +53,7 @@ class Leading:
         self._bind_failed = False   # said once per streak
         self._publish_failed = False
         self._vouch_at = 0.0
+        self._view_fd: int | None = None  # the sealed view the shared file points to
         self.answered = 0
 
     def start(self) -> None:
@@ -162,11 +163,16 @@ class Leading:
             return False
         published = self._store.now()  # before: all it knew by then is in the view
         pods, nss, deleted = self._store.shared()
+        fd = None
         try:
-            snapshot.write(self._group.shared_path,
-                           sharedview.encode(pods, nss, deleted, published, jsonlib.dumps),
-                           durable=False)
+            data = sharedview.encode(pods, nss, deleted, published, jsonlib.dumps)
+            if len(data) > snapshot.MAX_BYTES:
+                raise SnapshotError(f"the view would be larger than {snapshot.MAX_BYTES} bytes")
+            fd = sealed_view(data)
+            snapshot.write(self._group.shared_path, pointer(fd), durable=False)
         except (OSError, SnapshotError) as e:
+            if fd is not None:
+                os.close(fd)
             if not self._publish_failed:  # once per streak, not every round
                 self._publish_failed = True
                 log.warning("cannot publish to %s: %s; followers serve the last view until "
@@ -177,6 +183,10 @@ class Leading:
             self._publish_failed = False
             log.warning("publishing to %s again", self._group.shared_path,
                         extra={"event": "share_published"})
+        # Followers that mapped the last view keep it; new ones open this one.
+        old, self._view_fd = self._view_fd, fd
+        if old is not None:
+            os.close(old)
         self._published = generation
         self._vouch_at = self._clock() + VOUCH_INTERVAL
         return True

@@ -72,11 +72,50 @@ def receive(sock: socket.socket) -> tuple[bytes, Any] | None:
     return None
 
 
-def map_file(path: str) -> mmap.mmap:
-    """The file, mapped read-only: shared with every helper that maps it. A file
-    replaced later stays mapped as it was until its last reader lets go."""
+# A view nobody can change once published: truncating a mapped file in place
+# would kill every follower reading it with SIGBUS.
+SEALS = fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_WRITE | fcntl.F_SEAL_SEAL
+
+
+def sealed_view(data: bytes) -> int:
+    """``data`` in a memory-only file (memfd), sealed: it can no longer shrink,
+    grow or change. The caller keeps the descriptor while followers may open it."""
+    fd = os.memfd_create("kubemeta-view", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        fcntl.fcntl(fd, fcntl.F_ADD_SEALS, SEALS)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def pointer(fd: int) -> bytes:
+    """What the shared file holds: where followers open the view (this process's
+    descriptor, through /proc)."""
+    return f"{os.getpid()} {fd}\n".encode()
+
+
+def map_view(path: str) -> mmap.mmap:
+    """The view the shared file at ``path`` points to, mapped read-only: one copy
+    in memory however many helpers map it; one replaced later stays mapped as it
+    was until its last reader lets go. Raises OSError or ValueError when the
+    file or the view is not one a leader of this user published."""
     with open(files.open_private(path), "rb") as f:
-        size = os.fstat(f.fileno()).st_size
-        if size > snapshot.MAX_BYTES:
+        text = f.read(64).decode("ascii", "replace").split()
+    if len(text) != 2 or not all(t.isdigit() for t in text):
+        raise ValueError("not a pointer to a view")
+    fd = os.open(f"/proc/{text[0]}/fd/{text[1]}", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        st = os.fstat(fd)
+        if st.st_uid != os.getuid():
+            raise ValueError("a view of another user's")
+        if fcntl.fcntl(fd, fcntl.F_GET_SEALS) & SEALS != SEALS:
+            raise ValueError("a view that is not sealed")
+        if st.st_size > snapshot.MAX_BYTES:
             raise ValueError(f"larger than {snapshot.MAX_BYTES} bytes")
-        return mmap.mmap(f.fileno(), size, prot=mmap.PROT_READ)
+        return mmap.mmap(fd, st.st_size, prot=mmap.PROT_READ)
+    finally:
+        os.close(fd)
