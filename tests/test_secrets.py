@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,24 @@ from kubemeta.shell import logsink
 from harness import KUBEMETA_BIN
 
 SECRET = "eyJhbGciOiJSUzI1NiIsImtpZCI6InNlY3JldCJ9"
+
+
+@pytest.fixture
+def own_log() -> Iterator[None]:
+    """logsink.setup configures the process's "kubemeta" logger: put it back as
+    it was, or later tests' log captures would hear nothing."""
+    loggers = [logging.getLogger(n) for n in ("kubemeta", "py.warnings", "urllib3", "kubernetes")]
+    saved = [(list(lg.handlers), lg.propagate, lg.level) for lg in loggers]
+    try:
+        yield
+    finally:
+        for lg, (handlers, propagate, level) in zip(loggers, saved, strict=True):
+            for h in lg.handlers:
+                if h not in handlers:
+                    h.close()
+            lg.handlers[:] = handlers
+            lg.propagate, lg.level = propagate, level
+        logging.captureWarnings(False)
 
 
 def test_a_token_of_the_wrong_type_is_not_quoted() -> None:
@@ -60,29 +79,26 @@ def test_a_token_file_of_two_lines_is_refused_without_its_value(
     assert str(token_file) in caplog.text and "does not hold one token" in caplog.text
 
 
-def test_kubemetas_log_is_private_and_redacts_secrets(tmp_path: Path) -> None:
+def test_kubemetas_log_is_private_and_redacts_secrets(tmp_path: Path, own_log: None) -> None:
     log_file = tmp_path / "kubemeta.log"
     text.secret(SECRET)
     logsink.setup(str(log_file), "info", helper=False, journal=False)
+    log = logging.getLogger("kubemeta.test")
+    log.error("the API said: bad token %s", SECRET)
     try:
-        log = logging.getLogger("kubemeta.test")
-        log.error("the API said: bad token %s", SECRET)
-        try:
-            raise ValueError(f"Invalid header value b'Bearer {SECRET}'")
-        except ValueError:
-            log.exception("a request failed")
-    finally:
-        logging.getLogger("kubemeta").handlers.clear()
+        raise ValueError(f"Invalid header value b'Bearer {SECRET}'")
+    except ValueError:
+        log.exception("a request failed")
+    logging.getLogger("kubemeta").handlers[0].flush()
     written = log_file.read_text()
     assert SECRET not in written
     assert written.count(text.REDACTED) == 2  # the message, and the exception in the traceback
     assert os.stat(log_file).st_mode & 0o777 == 0o640
 
 
-def test_a_log_file_left_readable_to_all_is_tightened(tmp_path: Path) -> None:
+def test_a_log_file_left_readable_to_all_is_tightened(tmp_path: Path, own_log: None) -> None:
     log_file = tmp_path / "kubemeta.log"
     log_file.write_text("")
     log_file.chmod(0o644)
     logsink.setup(str(log_file), "info", helper=False, journal=False)
-    logging.getLogger("kubemeta").handlers.clear()
     assert os.stat(log_file).st_mode & 0o777 == 0o640
