@@ -92,3 +92,11 @@ def test_token_bucket_bounds_the_rate() -> None:
         count += ok
         now += 0.01
     assert count <= 5 + 100
+
+
+def test_backoff_uses_the_installed_tenacity_without_deprecated_arguments() -> None:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a deprecation today is a TypeError tomorrow
+        assert 0.4 <= Backoff(0.2, 30.0, 0.0).delay(2) <= 0.4 + 1e-9

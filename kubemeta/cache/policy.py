@@ -13,6 +13,7 @@ API's Retry-After. A probe that succeeds closes it.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -23,6 +24,12 @@ class BreakerState(StrEnum):
     CLOSED = "closed"
     OPEN = "open"
     HALF_OPEN = "half_open"
+
+
+# tenacity 9.1 renamed the scale of wait_exponential_jitter ("initial", deprecated
+# since) to "multiplier"; bookworm's 8.2 knows only "initial".
+_SCALE = ("multiplier" if "multiplier" in inspect.signature(wait_exponential_jitter).parameters
+          else "initial")
 
 
 class _Attempt:
@@ -43,8 +50,8 @@ class Backoff:
     jitter: float = 1.0
 
     def delay(self, attempt: int) -> float:
-        wait = wait_exponential_jitter(initial=self.initial, max=self.maximum,
-                                                jitter=self.jitter)
+        wait = wait_exponential_jitter(**{_SCALE: self.initial}, max=self.maximum,
+                                       jitter=self.jitter)
         return float(wait(_Attempt(max(1, attempt))))  # type: ignore[arg-type]
 
 
