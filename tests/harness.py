@@ -56,7 +56,10 @@ def kubemeta_config(tmp: Path, emulator: Any, token_file: Path | None, **extra: 
     if token_file is not None:
         data["token_file"] = str(token_file)
     data.update(extra)
+    # As kubemeta makes it: a state_dir others may write is refused (whatever the umask,
+    # which autopkgtest may leave at 000).
     (tmp / "state").mkdir(exist_ok=True)
+    (tmp / "state").chmod(0o750)
     path = tmp / "kubemeta.yaml"
     path.write_text(yaml.safe_dump(data))
     return path

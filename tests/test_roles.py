@@ -38,7 +38,7 @@ def test_a_takeover_that_cannot_build_its_client_yet_tries_again_and_leads(
                  snapshot_interval=0, retry_initial=0.05, retry_max=0.2, retry_jitter=0.0)
     app = App(cfg)
     group = app.group()
-    os.makedirs(os.path.dirname(group.lock_path))
+    os.makedirs(os.path.dirname(group.lock_path), mode=0o750)
     leader_fd = transport.open_lock(group)
     assert transport.try_lead(leader_fd)  # a leader, as far as the helper can tell
     helper = roles.start(app)

@@ -343,7 +343,7 @@ def test_a_leader_that_cannot_open_its_socket_publishes_anyway(tmp_path: Path) -
 def test_a_view_its_leader_stopped_vouching_for_is_dropped_and_counted(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     group = Group.of(str(tmp_path / "state"), IDENT)
-    os.makedirs(os.path.dirname(group.shared_path))
+    os.makedirs(os.path.dirname(group.shared_path), mode=0o750)
     # Published by a leader that then went quiet: nobody vouches for it.
     fd = transport.sealed_view(encode([(("shop", "web-1"), WEB, math.inf)], [], [], 0.0,
                                       jsonlib.dumps))
@@ -389,7 +389,7 @@ def test_a_published_view_cannot_be_changed_under_its_readers(node: Node) -> Non
 
 def test_a_view_that_is_not_sealed_is_not_mapped(tmp_path: Path) -> None:
     group = Group.of(str(tmp_path / "state"), IDENT)
-    os.makedirs(os.path.dirname(group.shared_path))
+    os.makedirs(os.path.dirname(group.shared_path), mode=0o750)
     fd = os.memfd_create("planted")
     os.write(fd, encode([(("shop", "web-1"), WEB, math.inf)], [], [], 0.0, jsonlib.dumps))
     try:
