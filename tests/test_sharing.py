@@ -398,3 +398,16 @@ def test_a_view_that_is_not_sealed_is_not_mapped(tmp_path: Path) -> None:
             transport.map_view(group.shared_path)
     finally:
         os.close(fd)
+
+
+def test_a_state_dir_too_deep_for_a_socket_address_still_shares(tmp_path: Path) -> None:
+    deep = tmp_path / ("d" * 60) / ("e" * 60)  # the socket's path overflows sun_path
+    n = Node(deep)
+    try:
+        assert len(n.group.address.encode()) > 108
+        store, _, _ = n.follower()
+        pe, _ = store.lookup(REF, time.monotonic() + 5)  # asked of the leader, on its socket
+        assert pe is not None and pe.value == WEB
+        assert os.path.exists(n.group.address)  # the socket is in state_dir all the same
+    finally:
+        n.close()

@@ -24,7 +24,7 @@ from kubemeta.model import codec
 from kubemeta.model.schema import NamespaceMeta, PodMeta
 from kubemeta.share import sharedview
 from kubemeta.share.sharedview import ViewSlot
-from kubemeta.share.transport import map_view, new_socket, receive_decoded
+from kubemeta.share.transport import map_view, new_socket, receive_decoded, socket_address
 from kubemeta.wire.sharedproto import (
     Answer,
     Group,
@@ -56,7 +56,8 @@ class LeaderClient(Fetcher):
 
     def hello(self) -> bool:
         try:
-            self._sock.sendto(encode_request(Request(0, "hello")), self._group.address)
+            self._sock.sendto(encode_request(Request(0, "hello")),
+                            socket_address(self._group.address))
         except OSError:
             return False
         return True
@@ -112,7 +113,7 @@ class LeaderClient(Fetcher):
         end = self._clock() + self.SEND_PATIENCE
         while True:
             try:
-                self._sock.sendto(data, self._group.address)
+                self._sock.sendto(data, socket_address(self._group.address))
                 return
             except (ConnectionRefusedError, FileNotFoundError) as e:
                 # Nobody listening: a leader starting (or gone, and its successor

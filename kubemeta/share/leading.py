@@ -16,7 +16,13 @@ from kubemeta.cache.store import MetadataStore
 from kubemeta.clock import SYSTEM, Clock
 from kubemeta.model import codec
 from kubemeta.share import sharedview
-from kubemeta.share.transport import new_socket, pointer, receive_decoded, sealed_view
+from kubemeta.share.transport import (
+    new_socket,
+    pointer,
+    receive_decoded,
+    sealed_view,
+    socket_address,
+)
 from kubemeta.state import snapshot
 from kubemeta.state.snapshot import SnapshotError
 from kubemeta.wire.sharedproto import (
@@ -70,7 +76,7 @@ class Leading:
         try:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(path)
-            sock.bind(path)
+            sock.bind(socket_address(path))
             os.chmod(path, 0o600)  # followers are of our user
         except OSError as e:
             sock.close()

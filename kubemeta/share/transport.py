@@ -39,6 +39,23 @@ def try_lead(fd: int) -> bool:
     return True
 
 
+_DIR_FDS: dict[str, int] = {}
+MAX_SOCKET_PATH = 100  # sun_path holds 108 bytes, its terminating NUL included
+
+
+def socket_address(path: str) -> str:
+    """``path`` as an AF_UNIX address. A state_dir deep enough to overflow
+    sun_path is reached through a descriptor of the directory, kept open for
+    the process's life: /proc/self/fd/N/name."""
+    if len(path.encode()) <= MAX_SOCKET_PATH:
+        return path
+    directory, name = os.path.split(path)
+    fd = _DIR_FDS.get(directory)
+    if fd is None:
+        fd = _DIR_FDS[directory] = os.open(directory, os.O_PATH | os.O_CLOEXEC)
+    return f"/proc/self/fd/{fd}/{name}"
+
+
 def new_socket() -> socket.socket:
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
