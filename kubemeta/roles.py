@@ -74,9 +74,6 @@ def _lead(app: App, group: Group | None, fd: int | None) -> Helper:
     from kubemeta.share.leading import Leading
 
     store = app.store()
-    if group is not None:
-        # First: the followers starting with us are asking already.
-        Leading(group, store, app.answer_wait, app.clock).start()
     keeper = app.keeper(store)
     warm = keeper is not None and keeper.load() > 0  # before the first line
     if keeper is not None:
@@ -84,6 +81,11 @@ def _lead(app: App, group: Group | None, fd: int | None) -> Helper:
     app.start_store(store, lazy=warm)
     if app.mode is Mode.WATCH:
         app.start_watches(store, warm)
+    if group is not None:
+        # Last, and at once (followers starting with us wait up to SEND_PATIENCE):
+        # a question asked before the watches expect their first lists would
+        # cost a GET of its own.
+        Leading(group, store, app.answer_wait, app.clock).start()
     return Helper(store, keeper, Role.ALONE if group is None else Role.LEADER, fd)
 
 

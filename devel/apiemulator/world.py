@@ -148,4 +148,5 @@ class World:
             self.total += 1
             self.by_status[str(code)] += 1
             self.by_kind[kind] += 1
-            self.requests.append({"t": time.time(), "path": path, "code": code, "user": user})
+            self.requests.append({"t": time.time(), "path": path, "code": code, "user": user,
+                                  "kind": kind})
