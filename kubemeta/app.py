@@ -166,13 +166,14 @@ class App:
     def enricher(self, store: MetadataStore | None, deadline: float | None = None,
                  shared: ViewSlot | None = None) -> Enricher:
         cfg = self.cfg
-        reader = RecordReader(cfg.filename_path, cfg.container_name_path, cfg.container_id_path)
+        reader = RecordReader(cfg.filename_path, cfg.container_name_path, cfg.container_id_path,
+                              offset=cfg.reply_names_record)
         identifier = Identifier(cfg.filename_patterns, cfg.container_name_patterns)
         return Enricher(reader, identifier, store, cfg.kubernetes_url,
                         cfg.lookup_deadline if deadline is None else deadline,
                         clock=self.clock, parse_cri=cfg.parse_cri,
                         merge_log_key=cfg.merge_log_key if cfg.merge_log else None,
-                        shared=shared)
+                        shared=shared, name_records=cfg.reply_names_record)
 
     def sink_writer(self) -> SinkWriter:
         cfg = self.cfg

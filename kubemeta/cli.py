@@ -152,7 +152,7 @@ def _helper(args: argparse.Namespace, mode: str) -> int:
                             greeting=b"OK\n", on_hup=writer.request_reopen)
         where = f"; sink {writer.sink}"
     else:
-        server = PipeServer(enricher.reply, framer, busy_poll=cfg.busy_poll)
+        server = PipeServer(enricher.reply, framer, busy_poll=cfg.busy_poll, half_duplex=True)
         where = ""
     server.install_signals()
     if helper is not None and helper.role is not Role.ALONE:
@@ -160,7 +160,8 @@ def _helper(args: argparse.Namespace, mode: str) -> int:
     log.info("kubemeta %s started as %s helper; API %s%s", __version__, mode,
              cfg.kubernetes_url, where, extra={"event": "start"})
     why = server.serve()
-    log.info("stopping (%s) after %d lines", why, server.lines, extra={"event": "stop"})
+    log.info("stopping (%s) after %d lines (%d replies rsyslog had stopped waiting for)",
+             why, server.lines, server.abandoned, extra={"event": "stop"})
     if stats is not None:
         stats.write()  # the last counters, for whoever reads them after us
     if helper is not None and helper.keeper is not None and helper.leads():

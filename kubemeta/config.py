@@ -39,7 +39,8 @@ DEFAULT_CONTAINER_NAME_PATTERNS: tuple[str, ...] = (
     r"(?P<pod_uid>[^_]+)_[^_]*$",
 )
 # $! members that kubemeta or rsyslog's own modules set; merge_log_key may not take one.
-RESERVED_KEYS = ("kubernetes", "docker", "log", "stream", "time", "metadata", "msg")
+RESERVED_KEYS = ("kubernetes", "docker", "log", "stream", "time", "metadata", "msg",
+                 "kubemeta_of")
 REQUIRED_GROUPS = frozenset({"namespace_name", "pod_name", "container_name"})
 KNOWN_GROUPS = REQUIRED_GROUPS | {"container_id", "pod_uid"}
 
@@ -98,6 +99,10 @@ class Config:
     share_helpers: bool = True
     share_view_max_age: float = 60.0  # followers drop a view their leader stopped vouching for
     busy_poll: float = 0.0
+    # Each mmexternal reply also names its record ($!kubemeta_of: the file name
+    # and offset), so the shipped snippets can drop a reply that rsyslog reads
+    # for another record after it gave up on one (it does when it shuts down).
+    reply_names_record: bool = False
     # -- caching and lookups --
     pod_cache_ttl: float = 300.0
     namespace_cache_ttl: float = 900.0

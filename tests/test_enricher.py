@@ -25,11 +25,12 @@ POD = PodMeta("uid-1", {"app": "web"}, None, "node-1")
 NS = NamespaceMeta("ns-uid", {"team": "a"}, None, "2026-01-01T00:00:00Z")
 
 
-def enricher(**kw: Any) -> tuple[Enricher, FakeFetcher]:
+def enricher(offset: bool = False, **kw: Any) -> tuple[Enricher, FakeFetcher]:
     src = FakeFetcher({("shop", "web-1"): POD}, {"shop": NS})
     store = make_store(src, SYSTEM, workers=1, backoff=Backoff(1.0, 30.0, 0.0),
                        max_request_rate=1000, request_burst=1000)
-    reader = RecordReader("$!metadata!filename", "$!CONTAINER_NAME", "$!CONTAINER_ID_FULL")
+    reader = RecordReader("$!metadata!filename", "$!CONTAINER_NAME", "$!CONTAINER_ID_FULL",
+                          offset=offset)
     ident = Identifier(config.DEFAULT_FILENAME_PATTERNS, config.DEFAULT_CONTAINER_NAME_PATTERNS)
     return Enricher(reader, ident, store, "https://api:6443", 10.0, **kw), src
 
@@ -141,3 +142,30 @@ def test_a_merged_object_that_cannot_be_written_is_left_out_alone() -> None:
     e, _ = enricher(merge_log_key="app_json", dumps=dumps, loads=jsonlib.loads)
     out = json.loads(e.reply(line("raw", {"log": '{"bad": 1}\n'})))["$!"]
     assert "app_json" not in out and out["kubernetes"]["pod_name"] == "web-1"
+
+
+def test_a_reply_names_its_record_when_asked() -> None:
+    e, _ = enricher(offset=True, name_records=True)
+    for _ in range(2):  # the memoised reply too
+        out = json.loads(e.reply(line("x", {"log": "hi\n"})))["$!"]
+        assert out["kubemeta_of"] == {"file": FILE, "offset": "7"}
+        assert out["kubernetes"]["labels"] == {"app": "web"}
+    other = json.loads(e.reply(line("plain", filename="/var/log/other.log")))["$!"]
+    assert other == {"kubemeta_of": {"file": "/var/log/other.log", "offset": "7"}}
+    cri = json.loads(e.reply(line(f"{T} stdout F text")))["$!"]
+    assert cri["log"] == "text\n" and cri["kubemeta_of"]["offset"] == "7"
+    # A record without imfile's metadata (journald, say) is answered as before.
+    bare = json.dumps({"msg": "m", "$!": {"CONTAINER_NAME": "k8s_app_web-1_shop_uid_0"}})
+    assert b"kubemeta_of" not in e.reply(bare.encode())
+    # Never by default: a site's own output would carry the extra member.
+    plain, _ = enricher()
+    assert b"kubemeta_of" not in plain.reply(line("x", {"log": "hi\n"}))
+
+
+@pytest.mark.parametrize("offset, want", [("12", "12"), (12, "12"), (True, None),
+                                          ({"x": 1}, None), (None, None)])
+def test_an_odd_offset_never_costs_the_record(offset: Any, want: str | None) -> None:
+    reader = RecordReader("$!metadata!filename", "$!a", "$!b", offset=True)
+    src = reader.read(json.dumps({"$!": {"metadata": {"filename": FILE,
+                                                       "fileoffset": offset}}}).encode())
+    assert src.filename == FILE and src.offset == want

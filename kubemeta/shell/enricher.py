@@ -71,8 +71,9 @@ class Enricher:
                  counters: Counters | None = None, parse_cri: bool = True,
                  merge_log_key: str | None = None,
                  loads: Callable[[bytes], Any] = jsonlib.loads,
-                 shared: ViewSlot | None = None) -> None:
+                 shared: ViewSlot | None = None, name_records: bool = False) -> None:
         self._reader = reader
+        self._name_records = name_records
         self._identify = identifier.identify
         self._store = store
         self._master_url = master_url
@@ -100,14 +101,27 @@ class Enricher:
                 return EMPTY
             members, keys = self._members(src, whole=True)
             if keys is self.POD_KEYS:
-                return self._pod_reply  # the common case: the whole reply, built once
-            if not members:
-                return EMPTY
-            return _REPLY_HEAD + members + _REPLY_TAIL
+                out = self._pod_reply  # the common case: the whole reply, built once
+            elif not members:
+                out = EMPTY
+            else:
+                out = _REPLY_HEAD + members + _REPLY_TAIL
+            if self._name_records and src.offset is not None and src.filename is not None:
+                return self._named(out, src.filename, src.offset)
+            return out
         except Exception as e:  # the pipe must stay in step whatever happens
             self._problem("bug", "could not enrich a record (%s: %s); answered {}",
                           type(e).__name__, e)
             return EMPTY
+
+    def _named(self, reply: bytes, filename: str, offset: str) -> bytes:
+        """``reply`` with ``"kubemeta_of":{"file":...,"offset":...}`` added: the
+        shipped snippets keep a reply only when it names the record it is read for."""
+        mark = (b'"kubemeta_of":{"file":' + self._dumps(filename) + b',"offset":'
+                + self._dumps(offset) + b"}")
+        if reply is EMPTY:
+            return _REPLY_HEAD + mark + _REPLY_TAIL
+        return reply[:-_TAIL_LEN] + b"," + mark + _REPLY_TAIL
 
     def enriched(self, frame: Frame) -> bytes | None:
         """The record's ``$!`` tree with kubemeta's members set, as one JSON line.

@@ -39,8 +39,10 @@ class PipeServer:
 
     def __init__(self, respond: Callable[[Frame], bytes], framer: LineFramer, in_fd: int = 0,
                  out_fd: int = 1, greeting: bytes = b"",
-                 on_hup: Callable[[], None] | None = None, busy_poll: float = 0.0) -> None:
+                 on_hup: Callable[[], None] | None = None, busy_poll: float = 0.0,
+                 half_duplex: bool = False) -> None:
         self._busy_poll = busy_poll
+        self._half_duplex = half_duplex
         self._respond = respond
         self._greeting = greeting
         self._on_hup = on_hup
@@ -50,6 +52,7 @@ class PipeServer:
         self._reading = False
         self._stopping = False
         self.lines = 0
+        self.abandoned = 0  # replies not written: rsyslog had stopped waiting for them
 
     def install_signals(self) -> None:
         signal.signal(signal.SIGTERM, self._on_signal)
@@ -73,12 +76,11 @@ class PipeServer:
         try:
             if self._greeting:
                 self._write_all(self._greeting)
-            poller = None
-            if self._busy_poll > 0:
-                poller = select.poll()  # once, not once per line
-                poller.register(self._in, select.POLLIN)
+            poller = select.poll()  # once, not once per line
+            poller.register(self._in, select.POLLIN)
+            spin = self._busy_poll > 0
             while not self._stopping:
-                if poller is not None:
+                if spin:
                     self._spin(poller)
                 self._reading = True
                 try:
@@ -94,8 +96,12 @@ class PipeServer:
                 if not frames:
                     continue
                 self.lines += len(frames)
-                out = reply(frames[0]) if len(frames) == 1 else b"".join(map(reply, frames))
-                self._write_all(out)
+                if self._half_duplex:
+                    out = self._in_step(frames, poller)
+                else:
+                    out = reply(frames[0]) if len(frames) == 1 else b"".join(map(reply, frames))
+                if out:
+                    self._write_all(out)
         except _Stop:
             return "signal"
         except BrokenPipeError:
@@ -105,6 +111,27 @@ class PipeServer:
                 return "pipe closed"
             raise
         return "signal"
+
+    def _in_step(self, frames: list[Frame], poller: select.poll) -> bytes:
+        """The reply to the last line only, and only while rsyslog waits for it.
+
+        mmexternal sends a line, then reads its reply. When it shuts down, rsyslog
+        interrupts that read, takes ``{}`` as the reply, and may send the worker's
+        next line: a reply written then would be read as the next line's. A line
+        that arrives before its predecessor's reply was written says just that."""
+        late = len(frames) - 1
+        out = self._respond(frames[-1])
+        if self._framer.pending() or poller.poll(0):
+            late += 1  # the next line (or EOF) is here already
+            out = b""
+        if late:
+            if not self.abandoned:
+                log.warning("rsyslog stopped waiting for a reply (it does when it shuts "
+                            "down); that line went out without metadata, and its reply was "
+                            "not written, so the next line gets its own",
+                            extra={"event": "reply_abandoned"})
+            self.abandoned += late
+        return out
 
     def _spin(self, poller: select.poll) -> None:
         """Wait for the next line awake, for at most ``busy_poll`` seconds: rsyslog

@@ -32,11 +32,21 @@ class RecordFields(NamedTuple):
     msg: str | None = None
     log: str | None = None
     tree: dict[str, Any] | None = None
+    offset: str | None = None  # imfile's $!metadata!fileoffset, when asked for
 
 
 def compile_path(path: str) -> tuple[str, ...]:
     """``$!metadata!filename`` -> ("metadata", "filename")."""
     return tuple(p for p in path[2:].split("!") if p)
+
+
+def _offset(tree: dict[str, Any]) -> str | None:
+    """imfile's offset of the record in its file; never a reason to refuse one."""
+    md = tree.get("metadata")
+    value = md.get("fileoffset") if isinstance(md, dict) else None
+    if isinstance(value, str):
+        return value
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _dig(tree: Any, path: tuple[str, ...], label: str) -> str | None:
@@ -56,12 +66,14 @@ class RecordReader:
     """Turns one line into RecordFields; configured once with the variable paths."""
 
     def __init__(self, filename_path: str, container_name_path: str,
-                 container_id_path: str, loads: Callable[[bytes], Any] = jsonlib.loads) -> None:
+                 container_id_path: str, loads: Callable[[bytes], Any] = jsonlib.loads,
+                 offset: bool = False) -> None:
         self._fn = compile_path(filename_path)
         self._cn = compile_path(container_name_path)
         self._ci = compile_path(container_id_path)
         self._labels = (filename_path, container_name_path, container_id_path)
         self._loads = loads
+        self._offset = offset
 
     def read(self, line: bytes) -> RecordFields:
         try:
@@ -88,6 +100,7 @@ class RecordReader:
             msg,
             text if isinstance(text, str) else None,
             tree,
+            _offset(tree) if self._offset else None,
         )
 
 
