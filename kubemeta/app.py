@@ -22,7 +22,7 @@ from kubemeta.cache.rules import CacheSettings
 from kubemeta.cache.store import MetadataStore, StoreSettings
 from kubemeta.clock import SYSTEM, Clock
 from kubemeta.config import Config
-from kubemeta.kinds import Mode
+from kubemeta.kinds import Mode, Role
 from kubemeta.kube.credentials import ClientSettings, KubeletTarget
 from kubemeta.model.identify import Identifier
 from kubemeta.model.schema import Shaper
@@ -37,6 +37,8 @@ from kubemeta.wire.sinkaddr import parse_sink
 
 if TYPE_CHECKING:
     from kubemeta.kube.kubeapi import KubeApi
+    from kubemeta.roles import Helper
+    from kubemeta.shell.tablekeeper import TableKeeper
 
 
 def store_settings(cfg: Config) -> StoreSettings:
@@ -174,6 +176,18 @@ class App:
                         clock=self.clock, parse_cri=cfg.parse_cri,
                         merge_log_key=cfg.merge_log_key if cfg.merge_log else None,
                         shared=shared, name_records=cfg.reply_names_record)
+
+    def table_keeper(self, helper: Helper) -> TableKeeper:
+        """Table mode's writer, over what ``helper`` knows in whichever role."""
+        from kubemeta.shell.tablekeeper import TableKeeper, TableSettings, TableSource
+
+        cfg = self.cfg
+        source = TableSource(Identifier(cfg.filename_patterns, cfg.container_name_patterns),
+                             helper.store, helper.shared,
+                             lambda: helper.role is Role.FOLLOWER, cfg.kubernetes_url)
+        s = TableSettings(cfg.table_file, cfg.table_reload_file, cfg.table_log_files,
+                          cfg.table_max_bytes, cfg.table_min_interval)
+        return TableKeeper(s, source, self.clock)
 
     def sink_writer(self) -> SinkWriter:
         cfg = self.cfg

@@ -1,4 +1,4 @@
-"""Command line: ``kubemeta mmexternal | omprog | enrich | check | --version``.
+"""Command line: ``kubemeta mmexternal | omprog | enrich | check | serve | --version``.
 
 In the helper modes stdout is rsyslog's pipe (replies for mmexternal, status
 words for omprog) and stderr is the same pipe or rsyslog's: only answers are
@@ -39,6 +39,8 @@ def _parser() -> argparse.ArgumentParser:
                   "lines to the configured sink",
         "enrich": "enrich fulljson lines from a file or stdin, print one reply per line",
         "check": "validate the config, contact the API, try the reads kubemeta needs",
+        "serve": "run as table mode's node daemon: keep rsyslog's lookup table of pod "
+                 "metadata, and lead this node's helpers",
     }
     for name, text in helpers.items():
         sp = sub.add_parser(name, help=text, description=text)
@@ -80,6 +82,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _exit(_enrich(args))
     if args.command == "check":
         return _exit(_check(args))
+    if args.command == "serve":
+        from kubemeta.serve import serve
+
+        return _exit(serve(args.config, _overrides(args)))
     _parser().print_help()
     return 2
 

@@ -103,6 +103,12 @@ class Config:
     # and offset), so the shipped snippets can drop a reply that rsyslog reads
     # for another record after it gave up on one (it does when it shuts down).
     reply_names_record: bool = False
+    # -- table mode (kubemeta serve) --
+    table_file: str = "/var/lib/kubemeta/lookup-table.json"
+    table_reload_file: str = "/var/lib/kubemeta/lookup-table.reload"
+    table_log_files: tuple[str, ...] = ("/var/log/containers/*.log",)
+    table_max_bytes: int = 32 * 1024 * 1024
+    table_min_interval: float = 0.25
     # -- caching and lookups --
     pod_cache_ttl: float = 300.0
     namespace_cache_ttl: float = 900.0
@@ -212,12 +218,12 @@ def _validate(cfg: Config) -> None:
             raise ConfigError(f"{name}: must be greater than 0, got {getattr(cfg, name)}")
     for name in ("pod_cache_ttl", "namespace_cache_ttl", "not_found_ttl", "error_retry_interval",
                  "retry_jitter", "watch_start_jitter", "snapshot_interval", "kubelet_min_interval",
-                 "deleted_pod_quiet_period", "busy_poll",
+                 "deleted_pod_quiet_period", "busy_poll", "table_min_interval",
                  "deleted_pod_max_age"):
         if getattr(cfg, name) < 0:
             raise ConfigError(f"{name}: must not be negative, got {getattr(cfg, name)}")
     for name in ("pod_cache_size", "namespace_cache_size", "lookup_workers", "breaker_threshold",
-                 "request_burst"):
+                 "request_burst", "table_max_bytes"):
         if getattr(cfg, name) < 1:
             raise ConfigError(f"{name}: must be at least 1, got {getattr(cfg, name)}")
     if cfg.transaction_max_bytes < 1024:

@@ -35,6 +35,8 @@ else:
     EXAMPLE_CONFIG = REPO / "examples" / "kubemeta.yaml"
 DOCKER = "50-kubemeta-docker.conf"
 CRI = "50-kubemeta-cri.conf"
+TABLE_DOCKER = "50-kubemeta-table-docker.conf"
+TABLE_CRI = "50-kubemeta-table-cri.conf"
 OMPROG = "50-kubemeta-omprog.conf"
 RSYSLOGD = shutil.which("rsyslogd") or "/usr/sbin/rsyslogd"
 
@@ -52,6 +54,9 @@ def kubemeta_config(tmp: Path, emulator: Any, token_file: Path | None, **extra: 
         "filename_patterns": [
             p.replace("/var/log/containers/", f"{logs}/").replace("/var/log/pods/", f"{pods}/")
             for p in config.DEFAULT_FILENAME_PATTERNS],
+        "table_file": str(tmp / "state" / "lookup-table.json"),
+        "table_reload_file": str(tmp / "state" / "lookup-table.reload"),
+        "table_log_files": [f"{logs}/*.log"],
     }
     if token_file is not None:
         data["token_file"] = str(token_file)
@@ -77,6 +82,7 @@ def shipped_snippet(tmp: Path, kubemeta_yaml: Path, binary: Path = KUBEMETA_BIN,
     text = text.replace("/var/log/containers/", f"{tmp / 'containers'}/")
     text = text.replace("/usr/bin/kubemeta", str(binary))
     text = text.replace("/run/kubemeta-enriched.sock", str(enriched_socket(tmp)))
+    text = text.replace("/var/lib/kubemeta/", f"{tmp / 'state'}/")
     return text.replace("/etc/kubemeta/kubemeta.yaml", str(kubemeta_yaml))
 
 

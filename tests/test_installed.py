@@ -5,6 +5,7 @@ package's autopkgtest, with KUBEMETA_INSTALLED=1)."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -71,6 +72,21 @@ def test_state_dir_is_the_package_s() -> None:
     assert Path(Config().state_dir).is_dir()
     assert Config().state_dir == "/var/lib/kubemeta"
     assert os.stat("/var/lib/kubemeta").st_uid == 0
+
+
+def test_table_mode_daemon_is_installed_inactive_with_an_empty_table() -> None:
+    unit = Path("/lib/systemd/system/kubemeta.service")
+    if not unit.exists():
+        unit = Path("/usr/lib/systemd/system/kubemeta.service")
+    text = unit.read_text()
+    assert "ExecStart=/usr/bin/kubemeta serve --config /etc/kubemeta/kubemeta.yaml" in text
+    assert "Type=notify" in text
+    wants = Path("/etc/systemd/system/multi-user.target.wants/kubemeta.service")
+    assert not wants.exists() and not wants.is_symlink(), "installing must not enable it"
+    table = Path(Config().table_file)
+    assert json.loads(table.read_text()) == json.loads(
+        '{"version":1,"nomatch":"","type":"string","table":[]}')
+    assert table.stat().st_mode & 0o777 == 0o640
 
 
 def test_man_page() -> None:

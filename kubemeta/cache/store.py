@@ -130,6 +130,18 @@ class MetadataStore:
             pod = seen.pod if seen.deleted else self._caches.pods.get(pk)
             return pod, self._caches.nss.get(ref.namespace)
 
+    def peek(self, ref: PodRef) -> tuple[Entry[PodMeta] | None, Entry[NamespaceMeta] | None]:
+        """What a line of ``ref`` would be served now, counting nothing and waiting
+        for nothing; what is missing or due is asked for in the background."""
+        now = self._clock()
+        with self._lock:
+            pe, ne, deleted = self._caches.peek(ref)
+            if not deleted and self._caches.is_due(pe, now):
+                self._lookups.want((Kind.POD, (ref.namespace, ref.pod)), now, False)
+            if self._caches.is_due(ne, now):
+                self._lookups.want((Kind.NS, ref.namespace), now, False)
+        return pe, ne
+
     # -- fed by a watch (source: watch) or the kubelet's list; see rules.py --
     def put_watched(self, kind: str, key: Any, value: Any) -> None:
         with self._lock:

@@ -1,0 +1,205 @@
+"""Table mode through a real rsyslogd with the shipped table snippets: the
+``kubemeta serve`` daemon keeps the lookup table, rsyslog enriches hits itself
+and sends misses to the mmexternal helper, which follows the daemon."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from apiemulator import ApiEmulator, make_namespace, make_pod
+
+from harness import (
+    CRI,
+    DOCKER,
+    KUBEMETA_BIN,
+    TABLE_CRI,
+    TABLE_DOCKER,
+    Rsyslog,
+    container_log,
+    cri_line,
+    docker_line,
+    kubemeta_config,
+    shipped_snippet,
+    wait_log,
+    write_lines,
+)
+
+T = "2026-11-21T10:00:00.000000001Z"
+PODS = 6
+
+
+class Daemon:
+    """``kubemeta serve``, as its systemd unit runs it."""
+
+    def __init__(self, cfg: Path) -> None:
+        self.cfg = cfg
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Daemon:
+        self.proc = subprocess.Popen([str(KUBEMETA_BIN), "serve", "--config", str(self.cfg)],
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL, env={})
+        return self
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+        rc = self.proc.wait(30)
+        self.proc = None
+        return rc
+
+
+def table_entries(tmp: Path) -> dict[str, dict[str, Any]]:
+    path = tmp / "state" / "lookup-table.json"
+    if not path.exists():
+        return {}
+    doc = json.loads(path.read_bytes())
+    return {e["index"]: json.loads(e["value"]) for e in doc["table"]}
+
+
+def wait_table(tmp: Path, until: Any, timeout: float = 30.0) -> dict[str, dict[str, Any]]:
+    end = time.monotonic() + timeout
+    while True:
+        entries = table_entries(tmp)
+        if until(entries):
+            return entries
+        if time.monotonic() > end:
+            raise AssertionError(f"the table never got there: {sorted(entries)}")
+        time.sleep(0.05)
+
+
+def cluster(emu: ApiEmulator, tmp: Path) -> dict[str, Path]:
+    emu.world.apply(make_namespace("shop", {"team": "shop"}))
+    files = {}
+    for i in range(PODS):
+        pod = f"web-{i}"
+        emu.world.apply(make_pod("shop", pod, {"app": pod}, node="node-1"))
+        files[pod] = container_log(tmp, "shop", pod, "app")
+        files[pod].touch()
+    return files
+
+
+def line_of(runtime: str, text: str) -> str:
+    return cri_line(text, "stdout", T) if runtime == CRI else docker_line(text, "stdout", T)
+
+
+def by_offset(recs: list[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
+    return {(r["metadata"]["filename"], r["metadata"]["fileoffset"]): r for r in recs}
+
+
+@pytest.mark.parametrize("runtime", [DOCKER, CRI])
+def test_table_hits_are_enriched_by_rsyslog_as_mmexternal_would(
+        tmp_path: Path, emulator: ApiEmulator, token_file: Path, runtime: str) -> None:
+    files = cluster(emulator, tmp_path)
+    cfg = kubemeta_config(tmp_path, emulator, token_file, node_name="node-1",
+                          watch_start_jitter=0, log_level="info")
+    daemon = Daemon(cfg).start()
+    try:
+        wait_log(tmp_path / "kubemeta.log", "serving the lookup table")
+        wait_table(tmp_path, lambda t: len(t) == PODS)
+        table = Rsyslog(tmp_path, shipped_snippet(
+            tmp_path, cfg, name=TABLE_CRI if runtime == CRI else TABLE_DOCKER), name="table")
+        reference = Rsyslog(tmp_path, shipped_snippet(tmp_path, cfg, name=runtime),
+                            name="mmexternal")
+        lines = 0
+        with table, reference:
+            for k in range(20):
+                for pod, path in files.items():
+                    # A CRI line of 20 KiB comes in pieces: the helper joins those.
+                    pad = " " + "x" * 20000 if runtime == CRI and k == 3 else ""
+                    write_lines(path, [line_of(runtime, f"{pod} {k}{pad}")])
+                    lines += 1
+                if k == 2:
+                    table.wait_records(lines, timeout=60)
+                    # Every line so far was a hit: rsyslog enriched it, no helper ran.
+                    assert table.helpers() == []
+            got = table.wait_records(lines, timeout=60)
+            want = reference.wait_records(lines, timeout=60)
+        assert len(got) == lines and len(want) == lines
+        mine, theirs = by_offset(got), by_offset(want)
+        assert mine.keys() == theirs.keys(), "every line exactly once"
+        for key, rec in mine.items():
+            assert list(rec.items()) == list(theirs[key].items()), key
+            assert rec["kubernetes"]["labels"] == {"app": rec["log"].split()[0]}
+    finally:
+        daemon.stop()
+    assert "follower of this node's helpers" in (tmp_path / "kubemeta.log").read_text(), \
+        "the reference's helpers followed the daemon"
+
+
+def test_a_label_change_new_pod_and_daemon_kill_lose_nothing(
+        tmp_path: Path, emulator: ApiEmulator, token_file: Path) -> None:
+    files = cluster(emulator, tmp_path)
+    cfg = kubemeta_config(tmp_path, emulator, token_file, node_name="node-1",
+                          watch_start_jitter=0, log_level="info")
+    daemon = Daemon(cfg).start()
+    wait_log(tmp_path / "kubemeta.log", "serving the lookup table")
+    wait_table(tmp_path, lambda t: len(t) == PODS)
+    written: list[tuple[float, str]] = []
+    stop = threading.Event()
+
+    def write() -> None:
+        k = 0
+        while not stop.wait(0.01):
+            for pod, path in list(files.items()):
+                write_lines(path, [docker_line(f"{pod} {k}")])
+                written.append((time.monotonic(), f"{pod} {k}"))
+            k += 1
+
+    rs = Rsyslog(tmp_path, shipped_snippet(tmp_path, cfg, name=TABLE_DOCKER))
+    writer = threading.Thread(target=write, daemon=True)
+    try:
+        rs.start()
+        writer.start()
+        rs.wait_records(50)
+        # A label change reaches the table, and rsyslog's lines.
+        changed_at = time.monotonic()
+        emulator.world.apply(make_pod("shop", "web-0", {"app": "web-0", "v": "2"},
+                                      node="node-1"))
+        wait_table(tmp_path, lambda t: any(v["kubernetes"]["labels"].get("v") == "2"
+                                           for v in t.values()))
+        relabelled = rs.wait_records(0, until=lambda rr: any(
+            r["kubernetes"]["labels"].get("v") == "2" for r in rr))
+        seen_at = time.monotonic()
+        # A new pod: its first lines are misses (the helper), then hits.
+        emulator.world.apply(make_pod("shop", "new-1", {"app": "new-1"}, node="node-1"))
+        files["new-1"] = container_log(tmp_path, "shop", "new-1", "app")
+        rs.wait_records(0, until=lambda rr: any(r["log"].startswith("new-1") for r in rr))
+        # The daemon dies: rsyslog keeps its table, misses go to the helper, which
+        # takes the lead; the daemon comes back and follows it.
+        daemon.stop(signal.SIGKILL)
+        n = len(rs.records())
+        rs.wait_records(n + 50)
+        daemon.start()
+        wait_log(tmp_path / "kubemeta.log", "serving the lookup table", count=2)
+        rs.wait_records(len(rs.records()) + 50)
+    finally:
+        stop.set()
+        writer.join()
+        if daemon.proc is not None:
+            daemon.stop()
+    recs = rs.wait_records(len(written), timeout=60)
+    rs.stop()
+    assert sorted(r["log"].strip() for r in recs) == sorted(t for _, t in written), \
+        "every line exactly once"
+    for r in recs:
+        pod = r["log"].split()[0]
+        labels = r["kubernetes"]["labels"]
+        assert labels in ({"app": pod}, {"app": pod, "v": "2"}), r
+    first = min(t for t, text in written if text.startswith("web-0 ") and any(
+        r["log"].strip() == text and r["kubernetes"]["labels"].get("v") == "2"
+        for r in relabelled))
+    print(f"a label change reached rsyslog's lines {first - changed_at:.2f} s after it")
+    late = {text for t, text in written if t > seen_at and text.startswith("web-0 ")}
+    old = {r["log"].strip() for r in recs if r["kubernetes"]["labels"] == {"app": "web-0"}}
+    assert late and not old & late, "once rsyslog has the change, every later line carries it"
+    log = (tmp_path / "kubemeta.log").read_text()
+    assert "leading this node's helpers now" in log, "a helper took the lead from the daemon"
