@@ -368,3 +368,54 @@ class LineConsumer:
             time.sleep(0.01)
         with self.lock:
             return list(self.lines)
+
+
+class Daemon:
+    """``kubemeta serve``, as its systemd unit runs it (Type=notify)."""
+
+    def __init__(self, cfg: Path) -> None:
+        self.cfg = cfg
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        # Abstract, as systemd's often is (and no path to outgrow sun_path).
+        self.address = f"@kubemeta-test-notify-{os.getpid()}-{id(self)}"
+        self.notify.bind("\0" + self.address[1:])
+
+    def start(self) -> Daemon:
+        """Started, and READY (its first table is written)."""
+        self.proc = subprocess.Popen([str(KUBEMETA_BIN), "serve", "--config", str(self.cfg)],
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL,
+                                     env={"NOTIFY_SOCKET": self.address})
+        self.notify.settimeout(30)
+        assert self.notify.recv(64) == b"READY=1"
+        assert (self.cfg.parent / "state" / "lookup-table.json").exists()
+        return self
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+        rc = self.proc.wait(30)
+        self.proc = None
+        if sig == signal.SIGTERM:
+            assert rc == 0 and self.notify.recv(64) == b"STOPPING=1"
+        return rc
+
+
+def table_entries(tmp: Path) -> dict[str, dict[str, Any]]:
+    path = tmp / "state" / "lookup-table.json"
+    if not path.exists():
+        return {}
+    doc = json.loads(path.read_bytes())
+    return {e["index"]: json.loads(e["value"]) for e in doc["table"]}
+
+
+def wait_table(tmp: Path, until: Any, timeout: float = 30.0) -> dict[str, dict[str, Any]]:
+    end = time.monotonic() + timeout
+    while True:
+        entries = table_entries(tmp)
+        if until(entries):
+            return entries
+        if time.monotonic() > end:
+            raise AssertionError(f"the table never got there: {sorted(entries)}")
+        time.sleep(0.05)

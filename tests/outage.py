@@ -14,6 +14,9 @@ from typing import Any
 from apiemulator import ApiEmulator, make_namespace, make_pod
 
 from harness import (
+    DOCKER,
+    TABLE_DOCKER,
+    Daemon,
     Rsyslog,
     container_log,
     docker_line,
@@ -101,7 +104,9 @@ def key_of(ns: str, pod: str, cont: str) -> str:
 
 
 def run(tmp: Path, emu: ApiEmulator, token_file: Path, timeline: list[tuple[str, float]],
-        start_phase: str = "ok", during: Any = None, **cfg_extra: Any) -> Result:
+        start_phase: str = "ok", during: Any = None, table: bool = False,
+        **cfg_extra: Any) -> Result:
+    """``table``: table mode, its daemon started first; the pids are the daemon's."""
     for ns in ("shop", "data"):
         emu.world.apply(make_namespace(ns, {"team": ns}))
     for ns, pod, cont in KNOWN:
@@ -112,19 +117,39 @@ def run(tmp: Path, emu: ApiEmulator, token_file: Path, timeline: list[tuple[str,
     settings = {"lookup_deadline": DEADLINE, "api_read_timeout": 2.0, "api_connect_timeout": 1.0,
                 "retry_initial": 0.5, "retry_max": 2.0, "retry_jitter": 0.2,
                 "stats_file": str(tmp / "stats.json"), "stats_interval": 1.0}
+    if table:
+        settings.update(node_name="node-1", watch_start_jitter=0)
     settings.update(cfg_extra)
     cfg = kubemeta_config(tmp, emu, token_file, **settings)
+    daemon = Daemon(cfg).start() if table else None
+    try:
+        return _run(tmp, emu, cfg, timeline, start_phase, during, files, daemon)
+    finally:
+        if daemon is not None and daemon.proc is not None:
+            daemon.stop()
+
+
+def _run(tmp: Path, emu: ApiEmulator, cfg: Path, timeline: list[tuple[str, float]],
+         start_phase: str, during: Any, files: dict[str, Path], daemon: Daemon | None
+         ) -> Result:
     emu.set_phase(start_phase)
-    rs = Rsyslog(tmp, shipped_snippet(tmp, cfg), "rsyslog")
+    rs = Rsyslog(tmp, shipped_snippet(tmp, cfg, name=TABLE_DOCKER if daemon else DOCKER),
+                 "rsyslog")
     writer = Writer(files)
     tail = Tail(rs.out)
+
+    def pids() -> list[int]:
+        if daemon is None:
+            return rs.helpers()
+        return [daemon.proc.pid] if daemon.proc and daemon.proc.poll() is None else []
+
     with rs:
         tail.start()
         writer.start()
         if start_phase == "ok":
             _until(lambda: all(_labelled(tail, k) for k in files), 30, "warm-up")
-        _until(rs.helpers, 30, "rsyslog to start kubemeta")
-        pids_before = rs.helpers()
+        _until(pids, 30, "rsyslog to start kubemeta")
+        pids_before = pids()
         # The outage begins; then a pod is created: the API knows it, kubemeta cannot ask.
         t = emu.play([*timeline, ("ok", 0)])
         _until(lambda: timeline[0][0] in emu.phase_started, 10, "the outage")
@@ -142,7 +167,7 @@ def run(tmp: Path, emu: ApiEmulator, token_file: Path, timeline: list[tuple[str,
         writer.join()
         total = sum(writer.written.values())
         _until(lambda: len(tail.records) >= total, 60, "drain")
-        pids_after = rs.helpers()
+        pids_after = pids()
         tail.stop.set()
         tail.join()
     stats = []

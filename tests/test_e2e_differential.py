@@ -12,11 +12,16 @@ import pytest
 from apiemulator import ApiEmulator, make_namespace, make_pod
 
 from harness import (
+    TABLE_CRI,
+    TABLE_DOCKER,
+    Daemon,
     Rsyslog,
     container_log,
+    cri_line,
     docker_line,
     kubemeta_config,
     shipped_snippet,
+    wait_table,
     write_lines,
 )
 
@@ -75,7 +80,8 @@ ruleset(name="mmk" queue.type="LinkedList" queue.workerThreads="1") {{
 
 
 def _by_line(records: list[dict[str, Any]]) -> dict[tuple[str, str], Any]:
-    return {(r["metadata"]["filename"], r["log"]): (r.get("kubernetes"), r.get("docker"))
+    return {(Path(r["metadata"]["filename"]).name, r["log"]): (r.get("kubernetes"),
+                                                               r.get("docker"))
             for r in records}
 
 
@@ -116,3 +122,45 @@ def test_same_output_as_mmkubernetes(tmp_path: Path, emulator: ApiEmulator, toke
     # The comparison covered real metadata, not only file-name fields.
     web = next(v for k, v in want.items() if "web-7d9f8-abcde_shop_app" in k[0])
     assert web[0]["labels"] and web[0]["namespace_labels"] and web[0]["pod_id"]
+
+
+@pytest.mark.parametrize("snippet", [TABLE_DOCKER, TABLE_CRI])
+def test_table_mode_same_output_as_mmkubernetes(tmp_path: Path, emulator: ApiEmulator,
+                                                token_file: Path, snippet: str) -> None:
+    """The daemon watches node-1's pods and asks for db-0 (node-2) once it sees its
+    file: those are table hits, enriched by rsyslog; the 404s are misses, left to
+    the helper."""
+    if not MMK_MODULE.exists():
+        pytest.fail("mmkubernetes is required: install Debian's rsyslog-kubernetes")
+    files = _world(emulator)
+    mmk, mine = tmp_path / "mmk", tmp_path / "kubemeta"
+    for root in (mmk, mine):
+        root.mkdir()
+    line = cri_line if snippet == TABLE_CRI else docker_line
+    for ns, pod, cont in files:
+        texts = [f"{pod}/{cont} line {i}" for i in range(3)]
+        write_lines(container_log(mmk, ns, pod, cont), [docker_line(t) for t in texts])
+        write_lines(container_log(mine, ns, pod, cont), [line(t) for t in texts])
+    total = len(files) * 3
+
+    theirs = Rsyslog(mmk, _mmkubernetes_conf(mmk, emulator, token_file, {}), "mmk")
+    with theirs:
+        expected = theirs.wait_records(total)
+
+    cfg = kubemeta_config(mine, emulator, token_file, lookup_deadline=10, node_name="node-1",
+                          watch_start_jitter=0)
+    daemon = Daemon(cfg).start()
+    try:
+        hits = wait_table(mine, lambda t: len(t) == 4)
+        ours = Rsyslog(mine, shipped_snippet(mine, cfg, name=snippet), "kubemeta")
+        with ours:
+            got = ours.wait_records(total)
+    finally:
+        daemon.stop()
+    want, have = _by_line(expected), _by_line(got)
+    assert len(want) == len(have) == total
+    assert set(want) == set(have)
+    for key, value in want.items():
+        assert have[key] == value, key
+    assert {Path(name).name for name in hits} == {
+        container_log(mine, ns, pod, cont).name for ns, pod, cont in files[:4]}

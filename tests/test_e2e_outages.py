@@ -37,6 +37,17 @@ def test_rides_through(tmp_path: Path, emulator: ApiEmulator, token_file: Path,
         assert res.log.count("Kubernetes API recovered after") == 1, res.log
 
 
+@pytest.mark.parametrize("timeline", [FAULTS["refused"], FAULTS["forbidden-403"], FAULTS["hang"]],
+                         ids=["refused", "forbidden-403", "hang"])
+def test_table_mode_rides_through(tmp_path: Path, emulator: ApiEmulator, token_file: Path,
+                                  timeline: list[tuple[str, float]]) -> None:
+    """Known pods are table hits throughout; the pod born during the outage is a
+    miss (the helper, file-name fields) until the daemon's watch brings it back."""
+    res = outage.run(tmp_path, emulator, token_file, timeline, table=True)
+    outage.check(res)
+    assert "follower of this node's helpers" in res.log, "the helper followed the daemon"
+
+
 def test_rolling_control_plane_upgrade(tmp_path: Path, emulator: ApiEmulator,
                                        token_file: Path) -> None:
     timeline = [("refused", 3), ("forbidden", 4), ("hang", 3), ("unavailable", 2),

@@ -4,9 +4,7 @@ and sends misses to the mmexternal helper, which follows the daemon."""
 
 from __future__ import annotations
 
-import json
 import signal
-import subprocess
 import threading
 import time
 from pathlib import Path
@@ -19,61 +17,21 @@ from apiemulator import ApiEmulator, make_namespace, make_pod
 from harness import (
     CRI,
     DOCKER,
-    KUBEMETA_BIN,
     TABLE_CRI,
     TABLE_DOCKER,
+    Daemon,
     Rsyslog,
     container_log,
     cri_line,
     docker_line,
     kubemeta_config,
     shipped_snippet,
-    wait_log,
+    wait_table,
     write_lines,
 )
 
 T = "2026-11-21T10:00:00.000000001Z"
 PODS = 6
-
-
-class Daemon:
-    """``kubemeta serve``, as its systemd unit runs it."""
-
-    def __init__(self, cfg: Path) -> None:
-        self.cfg = cfg
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> Daemon:
-        self.proc = subprocess.Popen([str(KUBEMETA_BIN), "serve", "--config", str(self.cfg)],
-                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL, env={})
-        return self
-
-    def stop(self, sig: int = signal.SIGTERM) -> int:
-        assert self.proc is not None
-        self.proc.send_signal(sig)
-        rc = self.proc.wait(30)
-        self.proc = None
-        return rc
-
-
-def table_entries(tmp: Path) -> dict[str, dict[str, Any]]:
-    path = tmp / "state" / "lookup-table.json"
-    if not path.exists():
-        return {}
-    doc = json.loads(path.read_bytes())
-    return {e["index"]: json.loads(e["value"]) for e in doc["table"]}
-
-
-def wait_table(tmp: Path, until: Any, timeout: float = 30.0) -> dict[str, dict[str, Any]]:
-    end = time.monotonic() + timeout
-    while True:
-        entries = table_entries(tmp)
-        if until(entries):
-            return entries
-        if time.monotonic() > end:
-            raise AssertionError(f"the table never got there: {sorted(entries)}")
-        time.sleep(0.05)
 
 
 def cluster(emu: ApiEmulator, tmp: Path) -> dict[str, Path]:
@@ -103,7 +61,6 @@ def test_table_hits_are_enriched_by_rsyslog_as_mmexternal_would(
                           watch_start_jitter=0, log_level="info")
     daemon = Daemon(cfg).start()
     try:
-        wait_log(tmp_path / "kubemeta.log", "serving the lookup table")
         wait_table(tmp_path, lambda t: len(t) == PODS)
         table = Rsyslog(tmp_path, shipped_snippet(
             tmp_path, cfg, name=TABLE_CRI if runtime == CRI else TABLE_DOCKER), name="table")
@@ -141,7 +98,6 @@ def test_a_label_change_new_pod_and_daemon_kill_lose_nothing(
     cfg = kubemeta_config(tmp_path, emulator, token_file, node_name="node-1",
                           watch_start_jitter=0, log_level="info")
     daemon = Daemon(cfg).start()
-    wait_log(tmp_path / "kubemeta.log", "serving the lookup table")
     wait_table(tmp_path, lambda t: len(t) == PODS)
     written: list[tuple[float, str]] = []
     stop = threading.Event()
@@ -179,7 +135,6 @@ def test_a_label_change_new_pod_and_daemon_kill_lose_nothing(
         n = len(rs.records())
         rs.wait_records(n + 50)
         daemon.start()
-        wait_log(tmp_path / "kubemeta.log", "serving the lookup table", count=2)
         rs.wait_records(len(rs.records()) + 50)
     finally:
         stop.set()
