@@ -48,9 +48,11 @@ from common import (  # the first: it puts tests/ and devel/ on the path
 )
 from probes import (
     PipePeer,
+    cpu_seconds,
     first_replies,
     follower_memory,
     kubemeta_argv,
+    peak_rss_mib,
     pipe_runs,
     record,
     rss_many,
@@ -63,20 +65,31 @@ from apiemulator.pki import make_pki
 
 from harness import (
     DOCKER,
+    TABLE_DOCKER,
+    Daemon,
     Rsyslog,
     container_log,
     docker_line,
     kubemeta_config,
     shipped_snippet,
+    wait_table,
 )
 
 
 def rsyslog_body(mode: str, tmp: Path, kcfg: Path, emu: ApiEmulator, token: Path) -> str:
-    """The shipped docker snippet with only its action swapped for ``mode``."""
-    text = shipped_snippet(tmp, kcfg, name=DOCKER)
+    """The shipped docker snippet with only its action swapped for ``mode`` (table
+    mode: the shipped table snippet)."""
+    text = shipped_snippet(tmp, kcfg, name=TABLE_DOCKER if mode == "table" else DOCKER)
     action = re.compile(r'action\(type="mmexternal".*?\)\n', re.S)
     if not action.search(text):
         raise SystemExit(f"cannot find the mmexternal action in {DOCKER}")
+    if mode not in ("kubemeta", "table"):
+        # Only kubemeta's replies name their record: the other helpers' would be
+        # dropped by the shipped guard.
+        guard = re.compile(r" *if \$!kubemeta_of!offset.*?unset \$!kubemeta_of;\n", re.S)
+        text, n = guard.subn("", text)
+        if n != 1:
+            raise SystemExit(f"cannot find the reply guard in {DOCKER}")
     if mode == "trivial":
         text = re.sub(r'binary="[^"]*"', f'binary="{PYTHON} {BENCH / "trivial.py"}"', text)
     elif mode == "canned":
@@ -101,6 +114,7 @@ class OutputCounter:
         self.path = path
         self.lines = 0
         self.enriched = 0
+        self.hits = 0
         self._pos = 0
         self._tail = b""
 
@@ -116,8 +130,14 @@ class OutputCounter:
         cut = data.rfind(b"\n") + 1
         done, self._tail = data[:cut], data[cut:]
         self.lines += done.count(b"\n")
-        # "<ns> <pod> <app>": all three present only when the record was enriched.
-        self.enriched += sum(1 for ln in done.split(b"\n") if ln and b"" not in ln.split(b" "))
+        for ln in done.split(b"\n"):
+            # "<ns> <pod> <app>|<hit>": all three present only when the record was
+            # enriched; <hit> is 0 when the table enriched it (table mode).
+            fields, _, hit = ln.partition(b"|")
+            if fields and b"" not in fields.split(b" "):
+                self.enriched += 1
+            if hit == b"0":
+                self.hits += 1
         return self.lines
 
     def wait(self, n: int, timeout: float, alive: Callable[[], bool]) -> float:
@@ -131,8 +151,9 @@ class OutputCounter:
 
 
 def rsyslog_run(mode: str, tmp: Path, emu: ApiEmulator, token: Path, pods: list[Pod],
-                per_pod: int, workers: int) -> float:
-    """Lines per second through rsyslogd, cache warm, for one mode."""
+                per_pod: int, workers: int, res: Results) -> float:
+    """Lines per second through rsyslogd, cache warm, for one mode. Table mode also
+    notes its daemon's and helpers' CPU and the daemon's RSS in ``res``."""
     kcfg = kubemeta_config(tmp, emu, token, node_name=NODE, log_level="info",
                            busy_poll=BUSY_POLL if mode == "kubemeta-poll" else 0.0)
     body = rsyslog_body(mode.removesuffix("-poll"), tmp, kcfg, emu, token)
@@ -146,8 +167,18 @@ def rsyslog_run(mode: str, tmp: Path, emu: ApiEmulator, token: Path, pods: list[
         (tmp / "reply.json").write_bytes(warm_helper(peer, [line], b'"labels"')[line])
         peer.finish()
     counter = OutputCounter(tmp / "out.txt")
-    enrich = mode in ("kubemeta", "kubemeta-poll", "mmkubernetes", "canned")
+    enrich = mode in ("kubemeta", "kubemeta-poll", "mmkubernetes", "canned", "table")
     block = "".join(docker_line(log_text(i)) for i in range(per_pod))
+    daemon = Daemon(kcfg).start() if mode == "table" else None
+    try:
+        return _measure(rs, files, counter, enrich, block, per_pod, mode, daemon, res)
+    finally:
+        if daemon is not None:
+            daemon.stop()
+
+
+def _measure(rs: Rsyslog, files: list[Path], counter: OutputCounter, enrich: bool, block: str,
+             per_pod: int, mode: str, daemon: Daemon | None, res: Results) -> float:
     with rs:
         alive = lambda: rs.proc is not None and rs.proc.poll() is None  # noqa: E731
         # Warm up: one line per pod until every pod's line comes out enriched.
@@ -155,24 +186,56 @@ def rsyslog_run(mode: str, tmp: Path, emu: ApiEmulator, token: Path, pods: list[
             for f in files:
                 with open(f, "a") as fh:
                     fh.write(docker_line(f"warm-up {attempt}"))
-            before = counter.enriched
+            before, hits = counter.enriched, counter.hits
             counter.wait(len(files) * (attempt + 1), 60, alive)
-            if not enrich or counter.enriched - before == len(files):
+            # Table mode is warm once the table (reloaded) enriches every file.
+            ready = counter.enriched - before == len(files) and (
+                daemon is None or counter.hits - hits == len(files))
+            if not enrich or ready:
                 break
             time.sleep(0.2)
         else:
             raise RuntimeError(f"{mode}: the cache never became warm")
         warm = counter.lines
         counter.enriched = 0
+        cpu0 = _cpu(daemon, rs)
         start = time.time()
         for f in files:
             with open(f, "a") as fh:
                 fh.write(block)
         total = len(files) * per_pod
         end = counter.wait(warm + total, 600, alive)
+        if daemon is not None and daemon.proc is not None:
+            cpu1 = _cpu(daemon, rs)
+            res.daemon_cpu.append((cpu1[0] - cpu0[0]) * 1e6 / total)
+            res.table_helper_cpu.append((cpu1[1] - cpu0[1]) * 1e6 / total)
+            res.daemon_rss.append(peak_rss_mib(daemon.proc.pid))
     if enrich and counter.enriched != total:
         raise RuntimeError(f"{mode}: only {counter.enriched} of {total} lines were enriched")
     return total / (end - start)
+
+
+def _cpu(daemon: Daemon | None, rs: Rsyslog) -> tuple[float, float]:
+    """The daemon's CPU seconds, and its helpers' (helpers that exited meanwhile
+    are not counted: rsyslog keeps its helpers while it runs)."""
+    if daemon is None or daemon.proc is None:
+        return 0.0, 0.0
+    return cpu_seconds(daemon.proc.pid), sum(cpu_seconds(p) for p in rs.helpers())
+
+
+def daemon_many(tmp: Path, emu: ApiEmulator, token: Path, pods: list[Pod]) -> float:
+    """Peak RSS (MiB) of ``kubemeta serve`` whose node runs ``pods``, each with a log
+    file, once its table holds them all."""
+    kcfg = kubemeta_config(tmp, emu, token, node_name=BIG_NODE, log_level="info")
+    for p in pods:
+        container_log(tmp, p.namespace, p.name, "app").touch()
+    daemon = Daemon(kcfg).start()
+    try:
+        assert daemon.proc is not None
+        wait_table(tmp, lambda t: len(t) == len(pods), timeout=300)
+        return peak_rss_mib(daemon.proc.pid)
+    finally:
+        daemon.stop()
 
 
 # -- through a pipe ------------------------------------------------------------------
@@ -238,12 +301,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                     run_dir = tmp / f"rsyslog-{mode}-{w}-{r}"
                     run_dir.mkdir()
                     emu.reset_counters()
-                    lps = rsyslog_run(mode, run_dir, emu, token, pods, per_pod, w)
+                    lps = rsyslog_run(mode, run_dir, emu, token, pods, per_pod, w, res)
                     res.requests[key] = emu.world.total
                     res.rsyslog.setdefault(key, []).append(lps)
                     print(f"  rsyslogd {key:18} run {r + 1}: {lps:,.0f} lines/s",
                           file=sys.stderr)
-                    shutil.rmtree(run_dir, ignore_errors=True)
+                    if not args.keep:
+                        shutil.rmtree(run_dir, ignore_errors=True)
         pipe_dir = tmp / "pipe"
         pipe_dir.mkdir()
         if "pipe" in sections:
@@ -258,6 +322,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             big_dir = tmp / "big"
             big_dir.mkdir()
             res.rss[str(args.many_pods)] = rss_many(big_dir, emu, token, many)
+            daemon_dir = tmp / "daemon-many"
+            daemon_dir.mkdir()
+            res.daemon_many[str(args.many_pods)] = daemon_many(daemon_dir, emu, token, many)
             for n, group, node in ((args.pods, pods, NODE), (args.many_pods, many, BIG_NODE)):
                 share_dir = tmp / f"share-{n}"
                 share_dir.mkdir()

@@ -33,18 +33,19 @@ MMK_MODULE = Path("/usr/lib/x86_64-linux-gnu/rsyslog/mmkubernetes.so")
 # the record was enriched (pod name and a label), which the benchmark checks.
 OUTPUT = """
 template(name="bench_out" type="string"
-         string="%$!kubernetes!namespace_name% %$!kubernetes!pod_name% %$!kubernetes!labels!app%\\n")
+         string="%$!kubernetes!namespace_name% %$!kubernetes!pod_name% %$!kubernetes!labels!app%|%$.kubemeta_parsed%\\n")
 ruleset(name="kubemeta_output") {{
     action(type="omfile" file="{out}" template="bench_out" asyncWriting="off")
 }}
 """  # noqa: E501
 
 SECTIONS = ("rsyslog", "pipe", "start", "rss")
-MODES = ("kubemeta", "mmkubernetes", "trivial", "canned", "none", "kubemeta-poll")
+MODES = ("table", "kubemeta", "mmkubernetes", "trivial", "canned", "none", "kubemeta-poll")
 # Measured at every worker count; the others at the shipped count only.
-SCALED = ("kubemeta", "mmkubernetes", "trivial", "kubemeta-poll")
+SCALED = ("table", "kubemeta", "mmkubernetes", "trivial", "kubemeta-poll")
 BUSY_POLL = 0.0001  # kubemeta-poll's busy_poll setting
 MODE_TITLES = {
+    "table": "kubemeta table mode (lookup table kept by `kubemeta serve`)",
     "kubemeta": "kubemeta (mmexternal)",
     "kubemeta-poll": f"kubemeta, busy_poll {BUSY_POLL * 1e6:.0f} µs",
     "mmkubernetes": "mmkubernetes",
@@ -74,6 +75,12 @@ class Results:
     first: dict[str, list[float]] = field(default_factory=dict)
     requests: dict[str, int] = field(default_factory=dict)
     first_enriched: bool = False
+    # Table mode: the daemon's CPU (ms per 1,000 lines) and peak RSS (MiB) in the
+    # rsyslogd runs, the helpers' CPU per 1,000 lines, and the daemon with many pods.
+    daemon_cpu: list[float] = field(default_factory=list)
+    daemon_rss: list[float] = field(default_factory=list)
+    table_helper_cpu: list[float] = field(default_factory=list)
+    daemon_many: dict[str, float] = field(default_factory=dict)
 
 
 # -- the cluster ------------------------------------------------------------------

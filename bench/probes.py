@@ -23,6 +23,21 @@ from harness import (
 )
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system seconds so far, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def peak_rss_mib(pid: int) -> float:
+    """VmHWM, not wait4's ru_maxrss: Linux carries the latter across exec, so it
+    would count the pages of this process that the child had before exec."""
+    for ln in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if ln.startswith("VmHWM:"):
+            return int(ln.split()[1]) / 1024
+    raise RuntimeError("no VmHWM in /proc")
+
+
 class PipePeer:
     """A helper on a pipe, asked one line at a time as rsyslog's mmexternal does."""
 
@@ -44,17 +59,10 @@ class PipePeer:
         return reply
 
     def cpu(self) -> float:
-        """User + system seconds so far, from /proc."""
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return cpu_seconds(self.proc.pid)
 
     def peak_rss(self) -> float:
-        """MiB. VmHWM, not wait4's ru_maxrss: Linux carries the latter across exec, so
-        it would count the pages of this process that the child had before exec."""
-        for ln in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if ln.startswith("VmHWM:"):
-                return int(ln.split()[1]) / 1024
-        raise RuntimeError("no VmHWM in /proc")
+        return peak_rss_mib(self.proc.pid)
 
     def finish(self) -> float:
         """Closes stdin and waits for a clean exit; the peak RSS in MiB."""

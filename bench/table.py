@@ -65,6 +65,16 @@ def report(res: Results, args: argparse.Namespace, pods: int, big: int) -> tuple
         if str(n) in res.follower:
             rows.append((f"follower's anonymous memory, {n:,} pods shared",
                          f"{res.follower[str(n)]:.1f} MiB"))
+    if res.daemon_cpu:
+        rows.append(("table mode: `kubemeta serve` CPU per 1,000 lines",
+                     f"{med(res.daemon_cpu):.2f} ms"))
+        rows.append(("table mode: the helpers' CPU per 1,000 lines (hits need none)",
+                     f"{med(res.table_helper_cpu):.2f} ms"))
+        rows.append((f"table mode: `kubemeta serve` peak RSS, {pods} pods",
+                     f"{max(res.daemon_rss):.1f} MiB"))
+    if str(big) in res.daemon_many:
+        rows.append((f"table mode: `kubemeta serve` peak RSS, {big:,} pods and files",
+                     f"{res.daemon_many[str(big)]:.1f} MiB"))
     for key, title in (("warm", "first reply, warm start (snapshot)"),
                        ("cold", "first reply, cold start (no snapshot)")):
         if key in res.first:
@@ -87,6 +97,15 @@ def report(res: Results, args: argparse.Namespace, pods: int, big: int) -> tuple
     for w in counts:
         ratio(f"rsyslogd: kubemeta / trivial helper, {w} worker{'s' if w > 1 else ''}",
               res.rsyslog.get(f"kubemeta@{w}"), res.rsyslog.get(f"trivial@{w}"), 0.9)
+    for w in counts:
+        ratio(f"rsyslogd: table mode / mmkubernetes, {w} worker{'s' if w > 1 else ''}",
+              res.rsyslog.get(f"table@{w}"), res.rsyslog.get(f"mmkubernetes@{w}"), 1.3)
+    ratio(f"rsyslogd: table mode / no enrichment, {shipped} workers",
+          res.rsyslog.get(f"table@{shipped}"), res.rsyslog.get(f"none@{shipped}"), 0.5)
+    if str(big) in res.daemon_many:
+        mib = res.daemon_many[str(big)]
+        targets.append((f"table mode: `kubemeta serve` peak RSS, {big:,} pods",
+                        f"{mib:.1f} MiB (target < 80 MiB)", mib < 80))
     ratio("pipe: kubemeta / reference loop", res.pipe.get("kubemeta"),
           res.pipe.get("reference"), 0.8)
     if "warm" in res.first:

@@ -17,7 +17,7 @@ def test_quick_benchmark_runs_every_section_and_mode(tmp_path: Path) -> None:
                         "--json", str(out)], capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, p.stderr[-3000:]
     figures = json.loads(out.read_text())
-    scaled = {"kubemeta", "trivial", "kubemeta-poll"}
+    scaled = {"table", "kubemeta", "trivial", "kubemeta-poll"}
     if Path("/usr/lib/x86_64-linux-gnu/rsyslog/mmkubernetes.so").exists():
         scaled.add("mmkubernetes")
     want = {f"{m}@{w}" for m in scaled for w in (1, 2)} | {"canned@2", "none@2"}
@@ -28,6 +28,8 @@ def test_quick_benchmark_runs_every_section_and_mode(tmp_path: Path) -> None:
     assert figures["first_enriched"] is True  # a cold start waits for the client once
     assert set(figures["rss"]) == {"10", "300"}
     assert set(figures["follower"]) == {"10", "300"}
+    assert set(figures["daemon_many"]) == {"300"}
+    assert len(figures["daemon_cpu"]) == len(figures["table_helper_cpu"]) == 2
     assert all(v > 0 for v in figures["follower"].values())
     for row in ("rsyslogd, 2 workers (shipped), kubemeta (mmexternal)", "pipe, reference loop",
                 "peak RSS, 300 pods cached", "first reply, warm start (snapshot)",
