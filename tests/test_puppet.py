@@ -19,7 +19,17 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness import CRI, DOCKER, KUBEMETA_BIN, OMPROG, REPO, RSYSLOGD, SHIPPED
+from harness import (
+    CRI,
+    DOCKER,
+    KUBEMETA_BIN,
+    OMPROG,
+    REPO,
+    RSYSLOGD,
+    SHIPPED,
+    TABLE_CRI,
+    TABLE_DOCKER,
+)
 
 PUPPET = shutil.which("puppet") or "/usr/bin/puppet"
 MODULE = REPO / "contrib" / "puppet" / "kubemeta"
@@ -71,6 +81,9 @@ class Site:
         purge = "recurse => true, purge => true," if self.purge else ""
         if "config_dir" not in params:
             params = f"config_dir => '{self.etc}',\n  {params}"
+        if "manage_daemon" not in params:
+            # No systemd here to manage table mode's daemon with.
+            params = f"manage_daemon => false,\n  {params}"
         return f"""
 service {{ 'rsyslog':
   provider => 'base', start => '/bin/true', stop => '/bin/true', status => '/bin/true',
@@ -143,7 +156,7 @@ def dropin_body(path: Path) -> str:
     return body
 
 
-@pytest.mark.parametrize("name", [DOCKER, CRI, OMPROG])
+@pytest.mark.parametrize("name", [DOCKER, CRI, OMPROG, TABLE_DOCKER, TABLE_CRI])
 def test_module_carries_the_shipped_snippets(name: str) -> None:
     # Catalogs are compiled where the package is not installed, so the module
     # has copies; they must be the package's, byte for byte.
@@ -267,6 +280,8 @@ def test_a_site_applies_the_class_then_takes_it_out(tmp_path: Path) -> None:
      "not both"),
     ("settings => { 'token' => 'x' },", "set token with its class parameter, not in settings"),
     ("snippet => 'omprog', workers => 3,", "workers applies to the mmexternal snippets"),
+    ("snippet => 'table-cri', settings => { 'table_file' => '/t.json' },",
+     "leave table_file and table_reload_file at their defaults"),
     ("settings => { 'merge_log_key' => \"a\\nb\" },", "a setting contains a control character"),
     ("config_dir => '/etc/kube meta',", "Kubemeta::Path"),
 ])
@@ -276,6 +291,25 @@ def test_the_class_refuses_what_kubemeta_would(tmp_path: Path, params: str, mess
     assert out.rc == 1, out.output
     assert message in out.output
     assert not site.etc.exists() and site.restart_count() == 0
+
+
+@needs_puppet
+@needs_root
+@pytest.mark.parametrize("snippet, shipped", [("table-docker", TABLE_DOCKER),
+                                              ("table-cri", TABLE_CRI)])
+def test_the_class_chooses_table_mode(tmp_path: Path, snippet: str, shipped: str) -> None:
+    site = Site(tmp_path)
+    params = (f"manage_package => false, binary => '{KUBEMETA_BIN}', node_name => 'node-7', "
+              f"snippet => '{snippet}', workers => 3,")
+    out = site.apply(params)
+    assert out.rc == 2, out.output
+    dropin = site.dropins / "50-kubemeta.conf"
+    assert dropin_body(dropin) == expected_dropin(
+        (SHIPPED / shipped).read_text(), site.etc / "kubemeta.yaml", str(KUBEMETA_BIN), 3)
+    table = Path("/var/lib/kubemeta/lookup-table.json")
+    assert f'lookup_table(name="kubemeta" file="{table}")' in dropin.read_text()
+    if table.exists():  # the package's (rsyslog refuses a config whose table is missing)
+        site.rsyslog_accepts()
 
 
 @needs_puppet

@@ -31,7 +31,11 @@ class kubemeta (
     Variant[String, Numeric, Boolean, Array[Variant[String, Numeric, Boolean]]]] $settings = {},
 
   # The rsyslog side.
-  Enum['cri', 'docker', 'omprog'] $snippet = 'cri',
+  Enum['cri', 'docker', 'omprog', 'table-cri', 'table-docker'] $snippet = 'cri',
+  # Table mode's daemon (the table-* snippets): running and enabled with them,
+  # stopped and disabled otherwise; manage_daemon => false: the site manages it.
+  String[1] $daemon_service = 'kubemeta',
+  Boolean $manage_daemon = true,
   Pattern[/\A[0-9]{2,3}\z/] $order = '50',
   Integer[1, 64] $workers = 2,
   Array[Enum['imfile', 'mmjsonparse', 'mmexternal', 'omprog', 'imptcp']] $skip_modules = [],
@@ -79,6 +83,10 @@ class kubemeta (
   }
   if $snippet == 'omprog' and $workers != 2 {
     fail("kubemeta: workers applies to the mmexternal snippets (cri, docker); the omprog snippet runs one helper")
+  }
+  $table = $snippet =~ /\Atable-/
+  if $table and ('table_file' in $settings or 'table_reload_file' in $settings) {
+    fail('kubemeta: the table snippets name /var/lib/kubemeta/lookup-table.json and lookup-table.reload; leave table_file and table_reload_file at their defaults')
   }
   $own_keys = ['kubernetes_url', 'ca_file', 'token_file', 'client_cert_file', 'client_key_file',
     'node_name', 'extra_fields', 'sink', 'token']
@@ -184,7 +192,23 @@ class kubemeta (
       require => File[$config],
       notify  => $reload,
     }
+    if $manage_daemon {
+      # Before rsyslog loads a table snippet, the daemon has written the table.
+      service { $daemon_service:
+        ensure    => $table ? { true => 'running', default => 'stopped' },
+        enable    => $table,
+        subscribe => $table ? { true => [File[$config]], default => [] },
+        before    => File[$dropin],
+      }
+    }
   } else {
+    if $manage_daemon {
+      service { $daemon_service:
+        ensure => 'stopped',
+        enable => false,
+        before => $manage_package ? { true => [Package[$package_name]], default => [] },
+      }
+    }
     file { $dropin:
       ensure => absent,
       notify => $reload,
