@@ -86,19 +86,6 @@ def test_tombstones_go_when_their_logs_are_quiet_or_they_are_too_old() -> None:
     assert c.deleted() == 0
 
 
-def test_a_peek_serves_a_tombstone_but_is_no_line_that_keeps_it() -> None:
-    c = Caches(S)
-    c.put_watched("pod", KEY, POD)
-    c.put_watched("ns", "shop", NS)
-    c.forget_watched("pod", KEY, 1000)
-    for t in range(1000, 1400, 50):  # the table looks at the file; nobody logs
-        pe, ne, deleted = c.peek(BY_CID)
-        assert deleted and pe is not None and pe.value == POD and ne is not None
-        c.sweep(t)
-    assert c.deleted() == 0, "quiet for deleted_quiet: gone, however often peeked at"
-    assert c.peek(BY_CID) == (None, c.entry("ns", "shop"), False)
-
-
 def test_the_sweep_runs_at_most_every_interval() -> None:
     c = Caches(S)
     c.put_watched("pod", KEY, POD)

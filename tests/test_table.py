@@ -138,3 +138,37 @@ def test_the_reload_file_stays_small(tmp_path: Path) -> None:
     src.known["a.log"] = reply({})
     assert k.step()
     assert reload.read_bytes() == b"reload\n"
+
+
+def test_a_deleted_pods_file_keeps_its_entry_and_a_new_pod_of_its_name_gets_its_own() -> None:
+    from kubemeta import config
+    from kubemeta.cache.store import MetadataStore
+    from kubemeta.kinds import Kind
+    from kubemeta.model.identify import Identifier
+    from kubemeta.model.schema import NamespaceMeta, PodMeta
+    from kubemeta.shell.tablekeeper import TableSource
+
+    from fakes import store_settings
+
+    old_cid, new_cid = "a" * 64, "b" * 64
+    store = MetadataStore(clock=FakeClock(), settings=store_settings())
+    store.put_watched(Kind.NS, "shop", NamespaceMeta("ns-uid", {"team": "a"}, None, None))
+    store.put_watched(Kind.POD, ("shop", "web-1"),
+                      PodMeta("uid-1", {"v": "old"}, None, "node-1", (old_cid,)))
+    source = TableSource(Identifier(config.DEFAULT_FILENAME_PATTERNS,
+                                    config.DEFAULT_CONTAINER_NAME_PATTERNS),
+                         store, None, lambda: False, "https://api")
+    old = f"/var/log/containers/web-1_shop_app-{old_cid}.log"
+    new = f"/var/log/containers/web-1_shop_app-{new_cid}.log"
+
+    def labels(name: str) -> Any:
+        got = source.reply(name)
+        return None if got is None else json.loads(table.value_of(got))["kubernetes"]["labels"]
+
+    assert labels(old) == {"v": "old"}
+    store.forget_watched(Kind.POD, ("shop", "web-1"))  # deleted; a new pod takes the name
+    store.put_watched(Kind.POD, ("shop", "web-1"),
+                      PodMeta("uid-2", {"v": "new"}, None, "node-1", (new_cid,)))
+    assert labels(old) == {"v": "old"}, "the deleted pod's unread lines keep its metadata"
+    assert labels(new) == {"v": "new"}
+    assert labels("/var/log/containers/ghost_shop_app-" + "c" * 64 + ".log") is None

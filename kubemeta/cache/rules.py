@@ -110,14 +110,6 @@ class Caches:
                     grave is None and (pe is None or pe.fresh_until <= now),
                     ne is None or ne.fresh_until <= now)
 
-    def peek(self, ref: PodRef) -> tuple[Entry[PodMeta] | None, Entry[NamespaceMeta] | None,
-                                         bool]:
-        """What ``line`` would serve, and whether the pod was deleted, with no
-        effect: looking is not a line (a tombstone lives for unread lines only)."""
-        grave = self._grave(ref) if self._deleted else None
-        pe = grave.entry if grave is not None else self.pods.get((ref.namespace, ref.pod))
-        return pe, self.nss.get(ref.namespace), grave is not None
-
     def entry(self, kind: str, key: Any) -> Entry[Any] | None:
         return self._cache(kind).get(key)  # type: ignore[no-any-return]
 

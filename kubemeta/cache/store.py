@@ -132,15 +132,18 @@ class MetadataStore:
 
     def peek(self, ref: PodRef) -> tuple[Entry[PodMeta] | None, Entry[NamespaceMeta] | None]:
         """What a line of ``ref`` would be served now, counting nothing and waiting
-        for nothing; what is missing or due is asked for in the background."""
+        for nothing; what is missing or due is asked for in the background. Table
+        mode asks for each log file there is: a deleted pod's tombstone lives on
+        while its file does, as lines of it may still be unread (deleted_pod_max_age
+        bounds it still)."""
         now = self._clock()
         with self._lock:
-            pe, ne, deleted = self._caches.peek(ref)
-            if not deleted and self._caches.is_due(pe, now):
+            seen = self._caches.line(ref, now)
+            if seen.pod_due:
                 self._lookups.want((Kind.POD, (ref.namespace, ref.pod)), now, False)
-            if self._caches.is_due(ne, now):
+            if seen.ns_due:
                 self._lookups.want((Kind.NS, ref.namespace), now, False)
-        return pe, ne
+        return seen.pod, seen.ns
 
     # -- fed by a watch (source: watch) or the kubelet's list; see rules.py --
     def put_watched(self, kind: str, key: Any, value: Any) -> None:
