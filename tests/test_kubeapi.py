@@ -3,6 +3,7 @@ becomes exactly one of kubemeta's errors, never a crash."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +73,22 @@ def test_faults_become_our_errors(api: ApiFetcher, emulator: ApiEmulator, fault:
     if fault.retry_after:
         assert e.value.retry_after == fault.retry_after
     emulator.clear_faults()
+    assert api.pod("shop", "web-1").labels == {"app": "web"}  # and it goes on
+
+
+def test_an_answer_whose_headers_trickle_is_given_up_at_the_deadline(
+        api: ApiFetcher, emulator: ApiEmulator) -> None:
+    # 80 bytes of status line and headers, one every 0.2 s: each within the read
+    # timeout, all of them four times the request's time.
+    emulator.add_fault(Fault("trickle_headers", seconds=0.2, times=1))
+    with pytest.raises(ApiUnreachable) as e:
+        api.pod("shop", "web-1")
+    assert "took longer than 2 s in all" in e.value.reason
+    # Given up before the headers were in, not at the first read of the body.
+    end = time.monotonic() + 60
+    while emulator.world.by_kind["client_gave_up_on_headers"] == 0:
+        assert time.monotonic() < end, "the client read the trickled headers to the end"
+        time.sleep(0.05)
     assert api.pod("shop", "web-1").labels == {"app": "web"}  # and it goes on
 
 

@@ -74,6 +74,22 @@ def play(self: Any, f: Fault, path: str) -> bool:
             pass  # the client gave up
         self.close_connection = True
         return True
+    if f.action == "trickle_headers":
+        # The status line and headers, one byte every ``seconds``: they are read
+        # inside the client's HTTP library, not by its own body loop.
+        head = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                b"Content-Length: 2\r\n\r\n")
+        try:
+            for i in range(len(head)):
+                time.sleep(f.seconds)
+                self.wfile.write(head[i:i + 1])
+                self.wfile.flush()
+            self.wfile.write(b"{}")
+            self.wfile.flush()
+        except OSError:  # the client gave up before the headers were in: as it should
+            world.record(path, 0, None, "client_gave_up_on_headers")
+        self.close_connection = True
+        return True
     if f.action == "trickle":
         # A server that answers, one byte every ``seconds``: each read of the
         # client's is within its read timeout, the answer never is.

@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 from apiemulator.objects import new_uid
 
 FAULT_ACTIONS = ("status", "hang", "reset", "delay", "garbage", "truncate", "wrong_kind", "huge",
-                 "trickle", "endless", "tls")
+                 "trickle", "trickle_headers", "endless", "tls")
 # Phases of an API server's life, for timelines: each maps to faults (or none).
 PHASES = ("ok", "refused", "forbidden", "hang", "reset", "slow", "throttled", "unavailable",
           "server_error", "tls", "garbage", "truncated")

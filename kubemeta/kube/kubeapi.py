@@ -31,6 +31,7 @@ from kubemeta.errors import (
     ApiUnreachable,
     ConfigError,
 )
+from kubemeta.kube import deadlines
 from kubemeta.kube.credentials import ClientSettings, Endpoint, TokenFile, stamps
 from kubemeta.kube.httperrors import translate_status, translate_transport
 from kubemeta.text import clip
@@ -187,6 +188,7 @@ class KubeApi:
         self._tls_stamp = stamps(self._tls_files)
         self._tls_checked = clock()
         self._tls_lock = threading.Lock()
+        self._deadlines = deadlines.Deadlines(clock)
         self._pool = self._new_pool()
         self._timeout = (settings.connect_timeout, settings.read_timeout)
         self._watch_idle = settings.watch_idle_timeout
@@ -202,11 +204,12 @@ class KubeApi:
         if ep.server_name:
             kw["server_hostname"] = ep.server_name
         try:
-            if ep.proxy:
-                return urllib3.ProxyManager(ep.proxy, **kw)
-            return urllib3.PoolManager(**kw)
+            pool = (urllib3.ProxyManager(ep.proxy, **kw) if ep.proxy
+                    else urllib3.PoolManager(**kw))
         except (ValueError, urllib3.exceptions.ProxySchemeUnknown) as e:
             raise ConfigError(f"cannot reach {ep.url}: {e}") from e
+        pool.pool_classes_by_scheme = deadlines.pool_classes(urllib3)
+        return pool
 
     def reload_tls_if_changed(self, force: bool = False) -> bool:
         now = self._clock()
@@ -341,7 +344,13 @@ class KubeApi:
         each read within the read timeout, and would hold a lookup worker."""
         limit = MAX_BODY_BYTES
         deadline = self._clock() + self._timeout[0] + self._timeout[1]
-        resp = self._call(path, [("resourceVersion", "0")], self._timeout)
+        with self._deadlines.bound(deadline) as watched:
+            try:
+                resp = self._call(path, [("resourceVersion", "0")], self._timeout)
+            except ApiError as e:
+                if any(w.expired for w in watched):  # its headers came too slowly
+                    raise self._too_slow() from e
+                raise
         try:
             body = self._read_until(resp, limit + 1, deadline)
         except TRANSPORT_ERRORS as e:
@@ -355,6 +364,10 @@ class KubeApi:
         except (ValueError, RecursionError) as e:
             raise ApiBadResponse("answer is not JSON", 200) from e
 
+    def _too_slow(self) -> ApiUnreachable:
+        return ApiUnreachable(f"timed out: the answer took longer than "
+                              f"{self._timeout[0] + self._timeout[1]:.0f} s in all")
+
     def _read_until(self, resp: Any, limit: int, deadline: float) -> bytes:
         """At most ``limit`` bytes of the body, read as they arrive (read1: one
         receive at a time, where read(n) waits for n bytes), until ``deadline``."""
@@ -363,8 +376,7 @@ class KubeApi:
         got = 0
         while got < limit:
             if self._clock() > deadline:
-                raise ApiUnreachable(f"timed out: the answer took longer than "
-                                     f"{self._timeout[0] + self._timeout[1]:.0f} s in all")
+                raise self._too_slow()
             data = read(min(65536, limit - got))
             if not data:
                 break
