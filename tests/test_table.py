@@ -172,3 +172,23 @@ def test_a_deleted_pods_file_keeps_its_entry_and_a_new_pod_of_its_name_gets_its_
     assert labels(old) == {"v": "old"}, "the deleted pod's unread lines keep its metadata"
     assert labels(new) == {"v": "new"}
     assert labels("/var/log/containers/ghost_shop_app-" + "c" * 64 + ".log") is None
+
+
+def test_a_keeper_that_knows_nothing_yet_keeps_the_last_runs_table(tmp_path: Path) -> None:
+    k, src, clock = keeper(tmp_path)
+    (tmp_path / "logs" / "a.log").touch()
+    last_run = table.encode([(str(tmp_path / "logs" / "a.log"), reply({"v": "1"}))],
+                            1 << 20, jsonlib.dumps).data
+    (tmp_path / "state" / "t.json").write_bytes(last_run)
+    for _ in range(3):  # the watch has not listed yet
+        assert not k.step()
+        clock.advance(1)
+    assert (tmp_path / "state" / "t.json").read_bytes() == last_run
+    src.known["a.log"] = reply({"v": "2"})
+    assert k.step()
+    assert entries(tmp_path)["a.log"]["kubernetes"]["labels"] == {"v": "2"}
+    # Once it has written, an empty table is what it knows: pods gone, files kept.
+    src.known.clear()
+    src.generation = (1, 0)
+    clock.advance(1)
+    assert k.step() and entries(tmp_path) == {}

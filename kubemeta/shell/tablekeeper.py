@@ -119,6 +119,11 @@ class TableKeeper:
             if reply is not None:
                 entries.append((name, reply))
         built = table.encode(entries, self._s.max_bytes, jsonlib.dumps)
+        if not entries and names and self._written is None \
+                and os.path.exists(self._s.table_file):
+            # Just started and knowing nothing yet (no snapshot, no list): the last
+            # run's table serves rsyslog better than an empty one. Look again next tick.
+            return False
         self._seen = seen
         self._note_size(built)
         if built.data == self._written:
