@@ -193,6 +193,14 @@ def test_pods_of_other_nodes_are_neither_listed_nor_watched(emulator: ApiEmulato
     assert [(ev.type, ev.obj["metadata"]["name"]) for ev in events] == [("MODIFIED", "here")]
 
 
+def test_an_error_answer_that_never_ends_is_read_no_further_than_its_limit(
+        api: ApiFetcher, emulator: ApiEmulator) -> None:
+    emulator.add_fault(Fault("endless_error", times=1))
+    with pytest.raises(ApiServerError, match="500"):
+        api.pod("shop", "web-1")
+    assert api.pod("shop", "web-1").labels == {"app": "web"}  # and it goes on
+
+
 @pytest.mark.parametrize("read", ["get", "list"])
 def test_an_answer_that_never_ends_is_cut_at_the_limit(emulator: ApiEmulator, read: str) -> None:
     emulator.add_fault(Fault("endless"))

@@ -62,10 +62,14 @@ def play(self: Any, f: Fault, path: str) -> bool:
             self.wfile.write(body[cut:])
             self.wfile.flush()
         return True
-    if f.action == "endless":
+    if f.action in ("endless", "endless_error"):
         # An answer that never ends (a broken proxy, a hostile server): only a
-        # client that bounds what it reads gets away.
-        self._send(200, b'{"kind": "PodList", "items": [', length=1 << 40)
+        # client that bounds what it reads gets away. An error answer is read by
+        # another path than a success, and needs its own bound.
+        if f.action == "endless":
+            self._send(200, b'{"kind": "PodList", "items": [', length=1 << 40)
+        else:
+            self._send(500, b'{"kind": "Status", "message": "', length=1 << 40)
         chunk = b'{"metadata": {"name": "x"}},' * 2048
         try:
             while True:

@@ -15,7 +15,8 @@ from typing import Any, NamedTuple
 from apiemulator.objects import new_uid
 
 FAULT_ACTIONS = ("status", "hang", "reset", "delay", "garbage", "truncate", "wrong_kind", "huge",
-                 "trickle", "trickle_headers", "endless", "tls")
+                 "trickle", "trickle_headers", "endless",
+                 "endless_error", "tls")
 # Phases of an API server's life, for timelines: each maps to faults (or none).
 PHASES = ("ok", "refused", "forbidden", "hang", "reset", "slow", "throttled", "unavailable",
           "server_error", "tls", "garbage", "truncated")
