@@ -26,6 +26,7 @@ from harness import (
     docker_line,
     kubemeta_config,
     shipped_snippet,
+    wait_log,
     wait_table,
     write_lines,
 )
@@ -158,3 +159,29 @@ def test_a_label_change_new_pod_and_daemon_kill_lose_nothing(
     assert late and not old & late, "once rsyslog has the change, every later line carries it"
     log = (tmp_path / "kubemeta.log").read_text()
     assert "leading this node's helpers now" in log, "a helper took the lead from the daemon"
+
+
+def test_a_broken_table_file_keeps_rsyslogs_last_good_table(
+        tmp_path: Path, emulator: ApiEmulator, token_file: Path) -> None:
+    files = cluster(emulator, tmp_path)
+    cfg = kubemeta_config(tmp_path, emulator, token_file, node_name="node-1",
+                          watch_start_jitter=0, log_level="info")
+    daemon = Daemon(cfg).start()
+    wait_table(tmp_path, lambda t: len(t) == PODS)
+    with Rsyslog(tmp_path, shipped_snippet(tmp_path, cfg, name=TABLE_DOCKER)) as rs:
+        for pod, path in files.items():
+            write_lines(path, [docker_line(f"{pod} before")])
+        rs.wait_records(PODS)
+        daemon.stop()
+        # A broken table, and a reload: rsyslog says so and keeps the last good one.
+        (tmp_path / "state" / "lookup-table.json").write_text('{"table": [{"index": ')
+        write_lines(tmp_path / "state" / "lookup-table.reload", ["reload\n"])
+        wait_log(rs.stderr, "could not be reloaded")
+        for pod, path in files.items():
+            write_lines(path, [docker_line(f"{pod} after")])
+        recs = rs.wait_records(2 * PODS)
+        assert rs.helpers() == [], "every line was a hit, from the last good table"
+    assert sorted(r["log"] for r in recs) == sorted(
+        f"{pod} {when}\n" for pod in files for when in ("before", "after"))
+    for r in recs:
+        assert r["kubernetes"]["labels"] == {"app": r["log"].split()[0]}
