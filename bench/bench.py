@@ -131,10 +131,10 @@ class OutputCounter:
         done, self._tail = data[:cut], data[cut:]
         self.lines += done.count(b"\n")
         for ln in done.split(b"\n"):
-            # "<ns> <pod> <app>|<hit>": all three present only when the record was
-            # enriched; <hit> is 0 when the table enriched it (table mode).
-            fields, _, hit = ln.partition(b"|")
-            if fields and b"" not in fields.split(b" "):
+            # "<$! as JSON>|<hit>": labels only when the record was enriched; <hit>
+            # is 0 when the lookup table enriched it (table mode).
+            record, _, hit = ln.rpartition(b"|")
+            if b'"labels"' in record:
                 self.enriched += 1
             if hit == b"0":
                 self.hits += 1

@@ -48,7 +48,10 @@ def test_a_table_past_its_bound_leaves_containers_to_the_helper() -> None:
 @pytest.mark.parametrize("bad", [b"{}\n", b'{"$!":{"a":1}}\n{"$!":{}}\n', b'{"$!":{"a":1}}'])
 def test_only_a_one_line_reply_becomes_a_value(bad: bytes) -> None:
     with pytest.raises(table.TableError):
-        table.encode([("/l/a.log", bad)], 1 << 20, jsonlib.dumps)
+        table.value_of(bad)
+    built = table.encode([("/l/a.log", bad), ("/l/b.log", reply({}))], 1 << 20, jsonlib.dumps)
+    assert (built.entries, built.left_out) == (1, 1), "left out alone"
+    assert [e["index"] for e in json.loads(built.data)["table"]] == ["/l/b.log"]
 
 
 class FakeSource:

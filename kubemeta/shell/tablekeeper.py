@@ -11,13 +11,14 @@ tails into a ``reload_lookup_table`` statement. Writes are at least
 from __future__ import annotations
 
 import glob
+import hashlib
 import logging
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from kubemeta import files, jsonlib
+from kubemeta import files, internal, jsonlib
 from kubemeta.cache.store import MetadataStore
 from kubemeta.clock import Clock
 from kubemeta.model import table
@@ -95,7 +96,7 @@ class TableKeeper:
         self._s = s
         self._source = source
         self._clock = clock
-        self._written: bytes | None = None
+        self._digest: bytes | None = None  # of the table last written
         self._seen: tuple[tuple[int, int], tuple[str, ...]] | None = None
         self._last_write = -1e18
         self._left_out = 0
@@ -104,32 +105,40 @@ class TableKeeper:
 
     def run(self, stop: threading.Event) -> None:
         while not stop.wait(self._s.tick):
-            self.step()
+            try:
+                self.step()
+            except Exception as e:  # the table's loop must not die
+                internal.report("keeping the lookup table", e)
 
     def step(self) -> bool:
-        """One tick; True when the table was written."""
+        """One tick; True when the table was written. The table is built twice when
+        it changed, never held whole: once for its digest, once into the file."""
         names = tuple(sorted(n for g in self._s.log_globs for n in glob.glob(g)))
         seen = (self._source.generation, names)
         now = self._clock()
         if seen == self._seen or now - self._last_write < self._s.min_interval:
             return False
-        entries = []
-        for name in names:
-            reply = self._source.reply(name)
-            if reply is not None:
-                entries.append((name, reply))
-        built = table.encode(entries, self._s.max_bytes, jsonlib.dumps)
-        if not entries and names and self._written is None \
+        counts, digest = self._digest_of(names)
+        if not counts.entries and names and self._digest is None \
                 and os.path.exists(self._s.table_file):
             # Just started and knowing nothing yet (no snapshot, no list): the last
             # run's table serves rsyslog better than an empty one. Look again next tick.
             return False
         self._seen = seen
-        self._note_size(built)
-        if built.data == self._written:
+        self._note_size(counts)
+        if digest == self._digest:
             return False
+        written = table.Counts()
+        hasher = hashlib.sha256()
+
+        def hashed() -> Iterator[bytes]:
+            for chunk in table.chunks(self._known(names), self._s.max_bytes, jsonlib.dumps,
+                                      written):
+                hasher.update(chunk)
+                yield chunk
+
         try:
-            files.replace(self._s.table_file, built.data, mode=0o640)
+            files.replace(self._s.table_file, hashed(), mode=0o640)
             self._ask_reload()
         except OSError as e:
             if not self._failing:
@@ -145,21 +154,34 @@ class TableKeeper:
                         extra={"event": "table_written"})
         if now - self._last_write > BURST_GAP:
             log.info("updating the lookup table %s: %d entries", self._s.table_file,
-                     built.entries, extra={"event": "table_written"})
-        self._written = built.data
+                     written.entries, extra={"event": "table_written"})
+        self._digest = hasher.digest()
         self._last_write = now
         self.writes += 1
         return True
 
-    def _note_size(self, built: table.Table) -> None:
-        if built.left_out and not self._left_out:
+    def _known(self, names: tuple[str, ...]) -> Iterator[tuple[str, bytes]]:
+        for name in names:
+            reply = self._source.reply(name)
+            if reply is not None:
+                yield name, reply
+
+    def _digest_of(self, names: tuple[str, ...]) -> tuple[table.Counts, bytes]:
+        counts = table.Counts()
+        hasher = hashlib.sha256()
+        for chunk in table.chunks(self._known(names), self._s.max_bytes, jsonlib.dumps, counts):
+            hasher.update(chunk)
+        return counts, hasher.digest()
+
+    def _note_size(self, counts: table.Counts) -> None:
+        if counts.left_out and not self._left_out:
             log.warning("the lookup table would be larger than table_max_bytes (%d): %d "
                         "containers left out, their lines go to the helper",
-                        self._s.max_bytes, built.left_out, extra={"event": "table_full"})
-        elif self._left_out and not built.left_out:
+                        self._s.max_bytes, counts.left_out, extra={"event": "table_full"})
+        elif self._left_out and not counts.left_out:
             log.info("the lookup table holds every container again",
                      extra={"event": "table_full"})
-        self._left_out = built.left_out
+        self._left_out = counts.left_out
 
     def _ask_reload(self) -> None:
         path = self._s.reload_file
