@@ -20,12 +20,16 @@ from harness import (
     OMPROG,
     RSYSLOGD,
     SHIPPED,
+    TABLE_CRI,
+    TABLE_DOCKER,
+    Daemon,
     Rsyslog,
     container_log,
     cri_line,
     docker_line,
     kubemeta_config,
     shipped_snippet,
+    wait_table,
     write_lines,
 )
 
@@ -140,15 +144,20 @@ def seqs(recs: list[dict[str, Any]]) -> list[int]:
     return [int(r["log"].split()[1]) for r in recs if r.get("log", "").startswith("seq ")]
 
 
-@pytest.mark.parametrize("name", [DOCKER, CRI])
+@pytest.mark.parametrize("name", [DOCKER, CRI, TABLE_DOCKER, TABLE_CRI])
 def test_rsyslog_restarted_mid_stream_loses_nothing(tmp_path: Path, emulator: ApiEmulator,
                                                     token_file: Path, name: str) -> None:
     world(emulator)
-    cfg = kubemeta_config(tmp_path, emulator, token_file)
+    table = name in (TABLE_DOCKER, TABLE_CRI)
+    cfg = kubemeta_config(tmp_path, emulator, token_file,
+                          **({"node_name": "node-1", "watch_start_jitter": 0} if table else {}))
     path = container_log(tmp_path, "shop", "web-1", "app")
     path.touch()
+    daemon = Daemon(cfg).start() if table else None
+    if daemon is not None:
+        wait_table(tmp_path, lambda t: len(t) == 1)
     rs = Rsyslog(tmp_path, shipped_snippet(tmp_path, cfg, name=name))
-    writer = CriWriter(path, docker=name == DOCKER)
+    writer = CriWriter(path, docker=name in (DOCKER, TABLE_DOCKER))
     rs.start()
     try:
         writer.start()
@@ -164,6 +173,8 @@ def test_rsyslog_restarted_mid_stream_loses_nothing(tmp_path: Path, emulator: Ap
         recs = rs.records()
     finally:
         rs.stop()
+        if daemon is not None:
+            daemon.stop()
     got = seqs(recs)
     assert sorted(set(got)) == list(range(writer.n)), f"missing {set(range(writer.n)) - set(got)}"
     assert len(got) == writer.n, f"{len(got) - writer.n} duplicates"
