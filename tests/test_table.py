@@ -56,7 +56,7 @@ def test_only_a_one_line_reply_becomes_a_value(bad: bytes) -> None:
 
 class FakeSource:
     def __init__(self) -> None:
-        self.generation = (0, 0)
+        self.generation = (0, 0.0)
         self.known: dict[str, bytes] = {}
 
     def reply(self, filename: str) -> bytes | None:

@@ -60,10 +60,11 @@ class TableSource:
         self._dumps = jsonlib.dumps
 
     @property
-    def generation(self) -> tuple[int, int]:
-        """Moves on when a table built now could differ."""
+    def generation(self) -> tuple[int, float]:
+        """Moves on when a table built now could differ: what this process knows,
+        or (following) the leader's view."""
         view = self._shared.view if self._shared is not None and self._following() else None
-        return self._store.generation, id(view)
+        return self._store.generation, view.published if view is not None else -1.0
 
     def reply(self, filename: str) -> bytes | None:
         ref = self._identify(RecordFields(filename, None, None))
@@ -97,7 +98,7 @@ class TableKeeper:
         self._source = source
         self._clock = clock
         self._digest: bytes | None = None  # of the table last written
-        self._seen: tuple[tuple[int, int], tuple[str, ...]] | None = None
+        self._seen: tuple[tuple[int, float], tuple[str, ...]] | None = None
         self._last_write = -1e18
         self._left_out = 0
         self._failing = False
