@@ -19,6 +19,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from kubemeta.model.table import EMPTY as EMPTY_TABLE
+
 from harness import (
     CRI,
     DOCKER,
@@ -300,16 +302,22 @@ def test_the_class_refuses_what_kubemeta_would(tmp_path: Path, params: str, mess
 def test_the_class_chooses_table_mode(tmp_path: Path, snippet: str, shipped: str) -> None:
     site = Site(tmp_path)
     params = (f"manage_package => false, binary => '{KUBEMETA_BIN}', node_name => 'node-7', "
-              f"snippet => '{snippet}', workers => 3,")
+              f"snippet => '{snippet}', workers => 3, skip_modules => ['imfile'],")
     out = site.apply(params)
     assert out.rc == 2, out.output
     dropin = site.dropins / "50-kubemeta.conf"
     assert dropin_body(dropin) == expected_dropin(
-        (SHIPPED / shipped).read_text(), site.etc / "kubemeta.yaml", str(KUBEMETA_BIN), 3)
-    table = Path("/var/lib/kubemeta/lookup-table.json")
+        (SHIPPED / shipped).read_text(), site.etc / "kubemeta.yaml", str(KUBEMETA_BIN), 3,
+        skip=("imfile",))
+    table = "/var/lib/kubemeta/lookup-table.json"
     assert f'lookup_table(name="kubemeta" file="{table}")' in dropin.read_text()
-    if table.exists():  # the package's (rsyslog refuses a config whose table is missing)
-        site.rsyslog_accepts()
+    # rsyslog refuses a config whose table file is missing: it takes the drop-in
+    # with a table of this test's (the package installs the real one).
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "lookup-table.json").write_bytes(EMPTY_TABLE)
+    dropin.write_text(dropin.read_text().replace("/var/lib/kubemeta/", f"{state}/"))
+    site.rsyslog_accepts()
 
 
 @needs_puppet
