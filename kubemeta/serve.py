@@ -64,7 +64,7 @@ def serve(path: str | None, overrides: dict[str, object]) -> int:
                         prometheus=helper.leads)
     stats.start(helper.store.stopped)
     keeper = app.table_keeper(helper)
-    keeper.step()  # the first table before READY: rsyslog may start right after us
+    keeper.tick()  # the first table before READY: rsyslog may start right after us
     log.info("kubemeta %s serving the lookup table %s (%s of this node's helpers); API %s",
              __version__, cfg.table_file, helper.role, cfg.kubernetes_url,
              extra={"event": "start"})

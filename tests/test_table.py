@@ -195,3 +195,21 @@ def test_a_keeper_that_knows_nothing_yet_keeps_the_last_runs_table(tmp_path: Pat
     src.generation = (1, 0)
     clock.advance(1)
     assert k.step() and entries(tmp_path) == {}
+
+
+def test_a_bug_in_a_tick_is_reported_and_the_next_tick_runs(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    k, src, clock = keeper(tmp_path)
+    (tmp_path / "logs" / "a.log").touch()
+
+    def broken(filename: str) -> bytes | None:
+        raise RuntimeError("a bug")
+
+    src.reply = broken  # type: ignore[method-assign]
+    with caplog.at_level(logging.ERROR, logger="kubemeta"):
+        k.tick()
+    assert any("a bug" in r.getMessage() for r in caplog.records)
+    src.reply = lambda filename: reply({})  # type: ignore[method-assign]
+    clock.advance(1)
+    k.tick()
+    assert k.writes == 1

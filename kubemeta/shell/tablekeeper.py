@@ -106,10 +106,14 @@ class TableKeeper:
 
     def run(self, stop: threading.Event) -> None:
         while not stop.wait(self._s.tick):
-            try:
-                self.step()
-            except Exception as e:  # the table's loop must not die
-                internal.report("keeping the lookup table", e)
+            self.tick()
+
+    def tick(self) -> None:
+        """``step``, and whatever goes wrong is reported: the table's loop must not die."""
+        try:
+            self.step()
+        except Exception as e:
+            internal.report("keeping the lookup table", e)
 
     def step(self) -> bool:
         """One tick; True when the table was written. The table is built twice when
