@@ -158,7 +158,8 @@ def _helper(args: argparse.Namespace, mode: str) -> int:
                             greeting=b"OK\n", on_hup=writer.request_reopen)
         where = f"; sink {writer.sink}"
     else:
-        server = PipeServer(enricher.reply, framer, busy_poll=cfg.busy_poll, half_duplex=True)
+        server = PipeServer(enricher.reply, framer, busy_poll=cfg.busy_poll, half_duplex=True,
+                            on_abandoned=enricher.hurry)
         where = ""
     server.install_signals()
     if helper is not None and helper.role is not Role.ALONE:

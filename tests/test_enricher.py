@@ -169,3 +169,29 @@ def test_an_odd_offset_never_costs_the_record(offset: Any, want: str | None) -> 
     src = reader.read(json.dumps({"$!": {"metadata": {"filename": FILE,
                                                        "fileoffset": offset}}}).encode())
     assert src.filename == FILE and src.offset == want
+
+
+def test_once_hurried_no_line_waits_for_the_api() -> None:
+    """rsyslog gave up on a reply: it is shutting down, and a worker still busy
+    after a second is cancelled with its batch. The lines left are answered from
+    what is known, at once."""
+    import threading
+
+    src = FakeFetcher({("shop", "web-1"): POD}, {"shop": NS})
+    src.gate = threading.Event()  # the API answers only when the test says so
+    store = make_store(src, SYSTEM, workers=1, backoff=Backoff(1.0, 30.0, 0.0),
+                       max_request_rate=1000, request_burst=1000)
+    reader = RecordReader("$!metadata!filename", "$!CONTAINER_NAME", "$!CONTAINER_ID_FULL")
+    ident = Identifier(config.DEFAULT_FILENAME_PATTERNS, config.DEFAULT_CONTAINER_NAME_PATTERNS)
+    e = Enricher(reader, ident, store, "https://api:6443", 3600.0)  # would wait an hour
+    e.hurry()
+    got: list[bytes] = []
+    t = threading.Thread(target=lambda: got.append(e.reply(line('{"log":"x"}', {"log": "x\n"}))))
+    t.start()
+    t.join(30)
+    alive = t.is_alive()
+    src.gate.set()
+    t.join(30)
+    assert not alive, "the line waited for the API"
+    out = json.loads(got[0])["$!"]["kubernetes"]
+    assert out["pod_name"] == "web-1" and "labels" not in out  # file-name fields

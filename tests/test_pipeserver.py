@@ -68,8 +68,9 @@ def test_a_reply_rsyslog_stopped_waiting_for_is_not_written(busy_poll: float) ->
             assert go_on.wait(30)
         return echo(frame)
 
+    hurried: list[bool] = []
     server = PipeServer(slow, LineFramer(1024), in_fd=in_r, out_fd=out_w, busy_poll=busy_poll,
-                        half_duplex=True)
+                        half_duplex=True, on_abandoned=lambda: hurried.append(True))
     t = threading.Thread(target=server.serve)
     t.start()
     os.write(in_w, b"first\n")
@@ -86,5 +87,6 @@ def test_a_reply_rsyslog_stopped_waiting_for_is_not_written(busy_poll: float) ->
     os.close(in_w)
     t.join(5)
     assert server.lines == 6 and server.abandoned == 2
+    assert hurried == [True], "told once: rsyslog is shutting down"
     for fd in (in_r, out_r, out_w):
         os.close(fd)

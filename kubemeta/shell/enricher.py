@@ -93,6 +93,12 @@ class Enricher:
         self._throttle = Throttle(clock)
         self.counters = store.counters if store is not None else (counters or Counters())
 
+    def hurry(self) -> None:
+        """From now on no line waits for the API: rsyslog is shutting down (it gave
+        up on a reply), and stops a worker whose action is still busy after a second
+        (queue.timeoutActionCompletion), losing the batch in hand."""
+        self._deadline = 0.0
+
     def reply(self, frame: Frame) -> bytes:
         """The mmexternal reply to one line: ``{"$!":{...}}\\n``, or ``{}\\n``. Never raises."""
         try:

@@ -40,9 +40,11 @@ class PipeServer:
     def __init__(self, respond: Callable[[Frame], bytes], framer: LineFramer, in_fd: int = 0,
                  out_fd: int = 1, greeting: bytes = b"",
                  on_hup: Callable[[], None] | None = None, busy_poll: float = 0.0,
-                 half_duplex: bool = False) -> None:
+                 half_duplex: bool = False,
+                 on_abandoned: Callable[[], None] | None = None) -> None:
         self._busy_poll = busy_poll
         self._half_duplex = half_duplex
+        self._on_abandoned = on_abandoned  # the first reply rsyslog stopped waiting for
         self._respond = respond
         self._greeting = greeting
         self._on_hup = on_hup
@@ -128,8 +130,11 @@ class PipeServer:
             if not self.abandoned:
                 log.warning("rsyslog stopped waiting for a reply (it does when it shuts "
                             "down); that line went out without metadata, and its reply was "
-                            "not written, so the next line gets its own",
+                            "not written, so the next line gets its own; the lines left "
+                            "are answered without waiting for the API",
                             extra={"event": "reply_abandoned"})
+                if self._on_abandoned is not None:
+                    self._on_abandoned()
             self.abandoned += late
         return out
 
