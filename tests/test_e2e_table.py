@@ -46,6 +46,16 @@ def cluster(emu: ApiEmulator, tmp: Path) -> dict[str, Path]:
     return files
 
 
+def serving(emu: ApiEmulator, tmp: Path, token_file: Path) -> tuple[dict[str, Path], Path, Daemon]:
+    """The cluster, kubemeta's config, and its daemon with every pod's file in its table."""
+    files = cluster(emu, tmp)
+    cfg = kubemeta_config(tmp, emu, token_file, node_name="node-1", watch_start_jitter=0,
+                          log_level="info")
+    daemon = Daemon(cfg).start()
+    wait_table(tmp, lambda t: len(t) == PODS)
+    return files, cfg, daemon
+
+
 def line_of(runtime: str, text: str) -> str:
     return cri_line(text, "stdout", T) if runtime == CRI else docker_line(text, "stdout", T)
 
@@ -95,11 +105,7 @@ def test_table_hits_are_enriched_by_rsyslog_as_mmexternal_would(
 
 def test_a_label_change_new_pod_and_daemon_kill_lose_nothing(
         tmp_path: Path, emulator: ApiEmulator, token_file: Path) -> None:
-    files = cluster(emulator, tmp_path)
-    cfg = kubemeta_config(tmp_path, emulator, token_file, node_name="node-1",
-                          watch_start_jitter=0, log_level="info")
-    daemon = Daemon(cfg).start()
-    wait_table(tmp_path, lambda t: len(t) == PODS)
+    files, cfg, daemon = serving(emulator, tmp_path, token_file)
     written: list[tuple[float, str]] = []
     stop = threading.Event()
 
@@ -163,11 +169,7 @@ def test_a_label_change_new_pod_and_daemon_kill_lose_nothing(
 
 def test_a_broken_table_file_keeps_rsyslogs_last_good_table(
         tmp_path: Path, emulator: ApiEmulator, token_file: Path) -> None:
-    files = cluster(emulator, tmp_path)
-    cfg = kubemeta_config(tmp_path, emulator, token_file, node_name="node-1",
-                          watch_start_jitter=0, log_level="info")
-    daemon = Daemon(cfg).start()
-    wait_table(tmp_path, lambda t: len(t) == PODS)
+    files, cfg, daemon = serving(emulator, tmp_path, token_file)
     with Rsyslog(tmp_path, shipped_snippet(tmp_path, cfg, name=TABLE_DOCKER)) as rs:
         for pod, path in files.items():
             write_lines(path, [docker_line(f"{pod} before")])
