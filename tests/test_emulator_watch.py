@@ -119,6 +119,9 @@ def test_quiet_watch_gets_bookmarks_and_ends_at_its_timeout(world: ApiEmulator) 
     assert len(w.events) >= 2
     assert {e.type for e in w.events} == {"BOOKMARK"}
     assert w.events[-1].resource_version == rv
+    # As the API server, it keeps the connection for the next request.
+    w.conn.request("GET", "/api/v1/namespaces/shop", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert w.conn.getresponse().status == 200
 
 
 def test_too_old_version_is_410_gone(world: ApiEmulator) -> None:

@@ -213,3 +213,33 @@ def test_an_answer_that_never_ends_is_cut_at_the_limit(emulator: ApiEmulator, re
             api.get_pod("shop", "web-1")
         else:
             list(api.list_pods("node-1"))
+
+
+def test_gets_share_one_connection(api: ApiFetcher, emulator: ApiEmulator) -> None:
+    # A connection per GET would cost the API server a TLS handshake per lookup.
+    for _ in range(5):
+        assert api.pod("shop", "web-1").labels == {"app": "web"}
+        with pytest.raises(ApiNotFound):
+            api.pod("shop", "ghost")
+    assert emulator.world.connections == 1
+
+
+def test_a_kept_alive_connection_closed_under_a_request_is_sent_again_once(
+        api: ApiFetcher, emulator: ApiEmulator) -> None:
+    assert api.pod("shop", "web-1").labels == {"app": "web"}  # the connection is in the pool
+    emulator.add_fault(Fault("close", times=1))
+    assert api.pod("shop", "web-1").labels == {"app": "web"}
+    assert emulator.world.by_kind["fault_close"] == 1
+    emulator.add_fault(Fault("close"))  # every time: once more, on a new connection, no more
+    with pytest.raises(ApiUnreachable):
+        api.pod("shop", "web-1")
+    assert emulator.world.by_kind["fault_close"] == 3
+
+
+def test_a_new_connection_closed_without_an_answer_is_not_sent_again(
+        api: ApiFetcher, emulator: ApiEmulator) -> None:
+    emulator.add_fault(Fault("close", times=1))
+    with pytest.raises(ApiUnreachable):
+        api.pod("shop", "web-1")
+    assert emulator.world.by_kind["fault_close"] == 1
+    assert api.pod("shop", "web-1").labels == {"app": "web"}

@@ -40,6 +40,11 @@ def play(self: Any, f: Fault, path: str) -> bool:
                                    struct.pack("ii", 1, 0))
         self.close_connection = True
         return True
+    if f.action == "close":
+        # Closed with no answer: a server that reaps a kept-alive connection just
+        # as the client sends on it, or one dying between requests.
+        self.close_connection = True
+        return True
     if f.action == "garbage":
         self._send(200, b"<html>not json \x00\xff</html>")
         return True

@@ -214,6 +214,8 @@ class _ApiServer(ThreadingHTTPServer):
             tls.settimeout(None)
         except (OSError, ssl.SSLError):
             return
+        with self.world.lock:
+            self.world.connections += 1
         # wrap_socket detached ``request``: the TLS socket is the one to cut.
         with self.live_lock:
             self.live.add(tls)

@@ -1,7 +1,8 @@
 """Watch streams as the API server sends them: a chunked 200 answer carrying
 one JSON event per line, from a resourceVersion on (410 Gone as an ERROR event
 when that version is no longer in the history), BOOKMARK events on a quiet
-stream when asked for, and a clean end at ``timeoutSeconds``."""
+stream when asked for, and a clean end at ``timeoutSeconds`` that keeps the
+connection open."""
 
 from __future__ import annotations
 
@@ -80,7 +81,7 @@ def stream(handler: Any, server: StreamServer, kind: str, match: Match,
     if gone:
         body = status(410, "Expired", f"too old resource version: {since} ({world.rv})")
         write.event("ERROR", body)
-        write.end()
+        handler.close_connection = not write.end()
         return
     for o in initial:
         if not write.event("ADDED", o):
@@ -105,7 +106,9 @@ def stream(handler: Any, server: StreamServer, kind: str, match: Match,
                 sent = True
         now = time.monotonic()
         if now - start >= timeout:
-            write.end()
+            # A clean end leaves the connection open for the next request, as
+            # the API server's does.
+            handler.close_connection = not write.end()
             return
         if sent:  # changes this watcher does not see must not hold its bookmarks back
             next_bookmark = now + world.bookmark_interval
@@ -136,8 +139,8 @@ class _Writer:
         line = json.dumps({"type": kind, "object": obj}).encode() + b"\n"
         return self._chunk(line)
 
-    def end(self) -> None:
-        self._chunk(b"")
+    def end(self) -> bool:
+        return self._chunk(b"")
 
     def cut(self) -> None:
         """As a dying server does: the stream stops mid-answer, with no last chunk."""

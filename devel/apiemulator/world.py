@@ -14,8 +14,8 @@ from typing import Any, NamedTuple
 
 from apiemulator.objects import new_uid
 
-FAULT_ACTIONS = ("status", "hang", "reset", "delay", "garbage", "truncate", "wrong_kind", "huge",
-                 "trickle", "trickle_headers", "endless",
+FAULT_ACTIONS = ("status", "hang", "reset", "close", "delay", "garbage", "truncate",
+                 "wrong_kind", "huge", "trickle", "trickle_headers", "endless",
                  "endless_error", "tls")
 # Phases of an API server's life, for timelines: each maps to faults (or none).
 PHASES = ("ok", "refused", "forbidden", "hang", "reset", "slow", "throttled", "unavailable",
@@ -73,6 +73,7 @@ class World:
         self.by_status: Counter[str] = Counter()
         self.by_kind: Counter[str] = Counter()
         self.total = 0
+        self.connections = 0  # TLS handshakes completed: a client that pools makes few
         self.released = threading.Event()  # set to free hung requests
         self.history: deque[Event] = deque(maxlen=self.HISTORY)
         self.compacted = 0

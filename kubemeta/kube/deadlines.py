@@ -10,12 +10,21 @@ deadline passes: the blocked read returns at once, and the request fails.
 
 The connection classes find the deadline in the calling thread (``bound``):
 the pool's own code runs between the caller and the socket.
+
+They also tell a connection the server closed while it lay in the pool from a
+server that fails. A server may close a kept-alive connection at any moment
+(an idle timeout, the end of a watch), and the close can cross the next request
+on the wire: that request is answered by a reset or by nothing at all. HTTP lets
+a client send an idempotent request again on a new connection then (RFC 9112
+9.3.1), as urllib3 would with its retries on, which kubemeta keeps off to count
+every failure itself. ``closed_on_reuse`` says when it may.
 """
 
 from __future__ import annotations
 
 import contextlib
 import heapq
+import http.client
 import itertools
 import socket
 import threading
@@ -94,30 +103,61 @@ class Deadlines:
                     first.sock.shutdown(socket.SHUT_RDWR)
 
 
+def closed_on_reuse() -> bool:
+    """Whether this thread's last request failed because a connection that had
+    already carried an answer was closed under it, with no byte of a new one."""
+    return bool(getattr(_local, "closed_on_reuse", False))
+
+
 def _awaiting(conn: Any, get: Any, *args: Any, **kwargs: Any) -> Any:
+    reused = getattr(conn, "_kubemeta_answers", 0) > 0
+    _local.closed_on_reuse = False
     request = getattr(_local, "request", None)
-    if request is None or conn.sock is None:
-        return get(*args, **kwargs)
-    deadlines, deadline, watches = request
-    w = deadlines.watch(conn.sock, deadline)
-    watches.append(w)
+    w = None
+    if request is not None and conn.sock is not None:
+        deadlines, deadline, watches = request
+        w = deadlines.watch(conn.sock, deadline)
+        watches.append(w)
     try:
-        return get(*args, **kwargs)
+        answer = get(*args, **kwargs)
+    except (ConnectionResetError, BrokenPipeError, http.client.RemoteDisconnected):
+        # RemoteDisconnected: closed before the status line. A socket shut down
+        # at its deadline looks the same, and is not a race.
+        _local.closed_on_reuse = reused and not (w is not None and w.expired)
+        raise
     finally:
-        deadlines.done(w)
+        if w is not None:
+            deadlines.done(w)
+    conn._kubemeta_answers = getattr(conn, "_kubemeta_answers", 0) + 1
+    return answer
+
+
+class _Counting:
+    """Counts the answers a connection carried since it was (re)opened."""
+
+    _kubemeta_answers = 0
+
+    def connect(self) -> None:
+        self._kubemeta_answers = 0
+        super().connect()  # type: ignore[misc]
+
+    def close(self) -> None:
+        self._kubemeta_answers = 0
+        super().close()  # type: ignore[misc]
 
 
 def pool_classes(urllib3: Any) -> dict[str, Any]:
     """urllib3's pool classes, with connections that are watched while they await
-    an answer (for ``PoolManager.pool_classes_by_scheme``)."""
+    an answer and count the answers they carried (for
+    ``PoolManager.pool_classes_by_scheme``)."""
     conn_mod = urllib3.connection
     pool_mod = urllib3.connectionpool
 
-    class HTTPConnection(conn_mod.HTTPConnection):  # type: ignore[misc, name-defined]
+    class HTTPConnection(_Counting, conn_mod.HTTPConnection):  # type: ignore[misc, name-defined]
         def getresponse(self, *args: Any, **kwargs: Any) -> Any:
             return _awaiting(self, super().getresponse, *args, **kwargs)
 
-    class HTTPSConnection(conn_mod.HTTPSConnection):  # type: ignore[misc, name-defined]
+    class HTTPSConnection(_Counting, conn_mod.HTTPSConnection):  # type: ignore[misc, name-defined]
         def getresponse(self, *args: Any, **kwargs: Any) -> Any:
             return _awaiting(self, super().getresponse, *args, **kwargs)
 

@@ -321,12 +321,17 @@ class KubeApi:
         answer other than 200 is read (at most MAX_ERROR_BYTES) and raised."""
         self.reload_tls_if_changed()
         url = self._ep.url + path + (f"?{urlencode(query)}" if query else "")
-        try:
-            resp = self._pool.request(
-                "GET", url, headers=self._headers(), preload_content=False, redirect=False,
-                retries=False, timeout=urllib3.Timeout(connect=timeout[0], read=timeout[1]))
-        except TRANSPORT_ERRORS as e:
-            raise self._transport_error(e) from e
+        for again in (True, False):
+            try:
+                resp = self._pool.request(
+                    "GET", url, headers=self._headers(), preload_content=False, redirect=False,
+                    retries=False, timeout=urllib3.Timeout(connect=timeout[0], read=timeout[1]))
+                break
+            except TRANSPORT_ERRORS as e:
+                if not (again and deadlines.closed_on_reuse()):
+                    raise self._transport_error(e) from e
+                # The server closed a kept-alive connection as this request went out.
+                log.debug("GET %s: connection closed on reuse, sent again", path)
         if resp.status == 200:
             return resp
         try:
@@ -371,7 +376,8 @@ class KubeApi:
     def _read_until(self, resp: Any, limit: int, deadline: float) -> bytes:
         """At most ``limit`` bytes of the body, read as they arrive (read1: one
         receive at a time, where read(n) waits for n bytes), until ``deadline``."""
-        read = getattr(getattr(resp, "_fp", None), "read1", None) or resp.read
+        fp: Any = getattr(resp, "_fp", None)
+        read = getattr(fp, "read1", None) or resp.read
         parts: list[bytes] = []
         got = 0
         while got < limit:
@@ -379,6 +385,11 @@ class KubeApi:
                 raise self._too_slow()
             data = read(min(65536, limit - got))
             if not data:
+                # The whole answer is in. http.client's read1 leaves a finished
+                # answer open, and an open answer's connection is closed rather
+                # than pooled; read(0) marks it done, so the next GET reuses it.
+                if read is not resp.read:
+                    fp.read(0)
                 break
             parts.append(data)
             got += len(data)
