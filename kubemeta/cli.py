@@ -12,16 +12,13 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from kubemeta import __version__, config
+from kubemeta import __version__, config, configfile
 from kubemeta.config import Config
 from kubemeta.errors import ApiError, ConfigError
 from kubemeta.shell import logsink
 from kubemeta.text import clip, redact
-
-if TYPE_CHECKING:
-    from kubemeta.roles import Helper
 
 log = logging.getLogger("kubemeta")
 
@@ -57,12 +54,19 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _overrides(ns: argparse.Namespace) -> dict[str, Any]:
+def _overrides(ns: argparse.Namespace, problems: list[str] | None = None) -> dict[str, Any]:
+    """The settings given as flags. A flag that cannot be parsed raises, or with
+    ``problems`` is left out and said there."""
     out: dict[str, Any] = {}
     for key in config.field_names():
         text = getattr(ns, f"set_{key}", None)
         if text is not None:
-            out[key] = config.parse_flag_value(key, text)
+            try:
+                out[key] = config.parse_flag_value(key, text)
+            except ConfigError as e:
+                if problems is None:
+                    raise
+                problems.append(str(e))
     return out
 
 
@@ -85,7 +89,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "serve":
         from kubemeta.serve import serve
 
-        return _exit(serve(args.config, _overrides(args)))
+        try:
+            overrides = _overrides(args)
+        except ConfigError as e:
+            print(f"kubemeta: {e}", file=sys.stderr)
+            return 2
+        return _exit(serve(args.config, overrides))
     _parser().print_help()
     return 2
 
@@ -106,52 +115,42 @@ def _helper(args: argparse.Namespace, mode: str) -> int:
     from kubemeta.shell.pipeserver import OmprogResponder, PipeServer
     from kubemeta.wire.framing import LineFramer
 
-    problem: ConfigError | None = None
-    try:
-        cfg = config.load(args.config, _overrides(args))
-        if mode == "omprog" and cfg.sink is None:
-            raise ConfigError("sink: omprog mode needs a sink (file:/path, unix:/path or "
-                              "tcp:host:port) to write enriched lines to")
-    except ConfigError as e:
-        problem = e
-        cfg = _salvage_log_settings(args)
+    flag_problems: list[str] = []
+    loaded = configfile.load_lenient(args.config, _overrides(args, flag_problems))
+    cfg = loaded.config
+    problems = [*flag_problems, *loaded.problems]
     logsink.setup(cfg.log_file, cfg.log_level, helper=True)
     framer = LineFramer(cfg.max_line_bytes)
     app = App(cfg)
-    if problem is not None and mode == "omprog":
-        # Without a config there is nowhere safe to write: refuse, and rsyslog
-        # keeps the records in its queue and restarts us later.
+    if mode == "omprog" and cfg.sink is None:
+        # Nowhere safe to write: refuse, and rsyslog keeps the records in its
+        # queue and restarts us later.
+        problems.append("sink: omprog mode needs a sink (file:/path, unix:/path or "
+                        "tcp:host:port) to write enriched lines to")
         log.critical("configuration error: %s; refusing records until the config is fixed "
-                     "(rsyslog keeps them and retries)", problem,
+                     "(rsyslog keeps them and retries)", "; ".join(problems),
                      extra={"event": "config_error", "config": args.config})
-        refusal = f"Error: kubemeta configuration: {clip(str(problem))}"
+        refusal = f"Error: kubemeta configuration: {clip(problems[-1])}"
         server = PipeServer(lambda frame: refusal.encode() + b"\n", framer,
                             greeting=refusal.encode() + b"\n")
         server.install_signals()
         server.serve()
         logging.shutdown()
         os._exit(0)
-    store = None
-    stats = None
-    helper: Helper | None = None
-    if problem is not None:
-        # A broken config must not stop logs: answer with file-name fields.
-        log.critical("configuration error: %s; kubemeta answers with file-name fields only "
-                     "until the config is fixed and rsyslog restarts it", problem,
-                     extra={"event": "config_error", "config": args.config})
-    else:
-        from kubemeta import roles
-        from kubemeta.shell.stats import StatsWriter
+    _say_config(args.config, loaded, problems)
+    from kubemeta import roles
+    from kubemeta.shell.stats import StatsWriter
 
-        helper = roles.start(app)
-        store = helper.store
-        name = f"kubemeta({cfg.kubernetes_url})"
-        if helper.role is not Role.ALONE:
-            name += f"[{os.getpid()}]"  # one line per helper of the node
-        stats = StatsWriter(store, name, cfg.stats_interval, cfg.stats_file,
-                            cfg.prometheus_file, app.clock, prometheus=helper.leads)
-        stats.start(store.stopped)
-    enricher = app.enricher(store, shared=helper.shared if helper else None)
+    helper = roles.start(app)
+    store = helper.store
+    name = f"kubemeta({cfg.kubernetes_url})"
+    if helper.role is not Role.ALONE:
+        name += f"[{os.getpid()}]"  # one line per helper of the node
+    stats = StatsWriter(store, name, cfg.stats_interval, cfg.stats_file,
+                        cfg.prometheus_file, app.clock, prometheus=helper.leads,
+                        config_problems=len(problems))
+    stats.start(store.stopped)
+    enricher = app.enricher(store, shared=helper.shared)
     if mode == "omprog":
         writer = app.sink_writer()
         server = PipeServer(OmprogResponder(enricher, writer), framer,
@@ -162,38 +161,38 @@ def _helper(args: argparse.Namespace, mode: str) -> int:
                             on_abandoned=enricher.hurry)
         where = ""
     server.install_signals()
-    if helper is not None and helper.role is not Role.ALONE:
+    if helper.role is not Role.ALONE:
         where += f"; {helper.role} of this node's helpers"
     log.info("kubemeta %s started as %s helper; API %s%s", __version__, mode,
              cfg.kubernetes_url, where, extra={"event": "start"})
     why = server.serve()
     log.info("stopping (%s) after %d lines (%d replies rsyslog had stopped waiting for)",
              why, server.lines, server.abandoned, extra={"event": "stop"})
-    if stats is not None:
-        stats.write()  # the last counters, for whoever reads them after us
-    if helper is not None and helper.keeper is not None and helper.leads():
+    stats.write()  # the last counters, for whoever reads them after us
+    if helper.keeper is not None and helper.leads():
         helper.keeper.save()
     logging.shutdown()
     # Lookup threads may sit in a hung request; they hold nothing worth waiting for.
     os._exit(0)
 
 
-def _salvage_log_settings(args: argparse.Namespace) -> Config:
-    """Best effort: honour log_file/log_level from flags or a config that failed to load."""
-    keep: dict[str, Any] = {}
-    try:
-        raw = config.read_yaml(args.config) if args.config else {}
-    except ConfigError:
-        raw = {}
-    for key in ("log_file", "log_level"):
-        flag = getattr(args, f"set_{key}", None)
-        value = flag if flag is not None else raw.get(key)
-        if isinstance(value, str):
-            keep[key] = value
-    try:
-        return config.from_mapping(keep)
-    except ConfigError:
-        return Config()
+def _say_config(path: str | None, loaded: configfile.Loaded, problems: list[str]) -> None:
+    """Once, at start: what is wrong with the config and what runs instead; or,
+    with a clean file, remember it for a later broken one."""
+    if problems:
+        log.critical("configuration error: %s; kubemeta goes on with %s until the config is "
+                     "fixed and rsyslog restarts it", "; ".join(problems), {
+                         "valid values": "the file's valid values",
+                         "last good": "the last config file that loaded cleanly",
+                         "defaults": "the built-in defaults",
+                         "file": "the file's values"}[loaded.origin],
+                     extra={"event": "config_error", "config": path})
+        return
+    if path is not None:
+        try:
+            configfile.save_last_good(path, loaded.config)
+        except (OSError, ConfigError) as e:
+            log.debug("cannot keep the config as the last good one: %s", e)
 
 
 def _enrich(args: argparse.Namespace) -> int:
@@ -201,7 +200,7 @@ def _enrich(args: argparse.Namespace) -> int:
     from kubemeta.wire.framing import LineFramer
 
     try:
-        cfg = config.load(args.config, _overrides(args))
+        cfg = configfile.load(args.config, _overrides(args))
     except ConfigError as e:
         print(f"kubemeta: configuration error: {e}", file=sys.stderr)
         return 2
@@ -236,12 +235,15 @@ def _log_to_stderr(level: str) -> None:
 
 
 def _check(args: argparse.Namespace) -> int:
+    path = args.config
+    if path is None and os.path.exists(configfile.DEFAULT_PATH):
+        path = configfile.DEFAULT_PATH  # what the shipped snippets run with
     try:
-        cfg = config.load(args.config, _overrides(args))
+        cfg = configfile.load(path, _overrides(args))
     except ConfigError as e:
         print(f"FAIL config: {clip(str(e), 2000)}")
         return 2
-    print(f"ok   config {args.config or '(defaults)'}")
+    print(f"ok   config {path or f'(built-in defaults: no {configfile.DEFAULT_PATH})'}")
     if args.config_only:
         return 0
     where = _check_log(cfg)

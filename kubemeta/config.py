@@ -1,8 +1,9 @@
 """The configuration: one YAML file, snake_case keys, every key documented here.
 
-Loading is strict: an unknown key or a value of the wrong type is reported by
+Values are strict: an unknown key or a value of the wrong type is reported by
 name, so a typo never silently falls back to a default. Command-line flags
 (one per key, ``--kubernetes-url`` for ``kubernetes_url``) override the file.
+Reading the file is configfile's.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -289,59 +290,30 @@ def _validate(cfg: Config) -> None:
         raise ConfigError("client_cert_file and client_key_file must be set together")
 
 
-def from_mapping(data: Mapping[str, Any], base: Config | None = None) -> Config:
-    """Build a Config from parsed YAML (or flags), reporting problems by key name."""
+def check_value(name: str, value: Any) -> Any:
+    """One key's value, type-checked (and converted: lists to tuples, ints to
+    floats); ConfigError names the key."""
+    if name not in _FIELDS:
+        close = difflib.get_close_matches(name, _FIELDS, n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        raise ConfigError(f"{name}: unknown key{hint}")
+    return _check_type(name, value)
+
+
+def from_mapping(data: Mapping[str, Any], base: Config | None = None,
+                 where: Callable[[str], str] | None = None) -> Config:
+    """Build a Config from parsed YAML (or flags), reporting problems by key name,
+    each after ``where(key)`` (a file and line)."""
     values: dict[str, Any] = {}
     problems: list[str] = []
     for key, value in data.items():
-        if not isinstance(key, str) or key not in _FIELDS:
-            close = difflib.get_close_matches(str(key), _FIELDS, n=1)
-            hint = f" (did you mean {close[0]}?)" if close else ""
-            problems.append(f"{key}: unknown key{hint}")
-            continue
         try:
-            values[key] = _check_type(key, value)
+            values[str(key)] = check_value(str(key), value)
         except ConfigError as e:
-            problems.append(str(e))
+            problems.append(f"{where(str(key)) if where else ''}{e}")
     if problems:
         raise ConfigError("; ".join(problems))
     return dataclasses.replace(base or Config(), **values)
-
-
-def load(path: str | None, overrides: Mapping[str, Any] | None = None) -> Config:
-    """Read the YAML file at ``path`` (if any) and apply ``overrides`` on top."""
-    cfg = Config()
-    if path is not None:
-        cfg = from_mapping(read_yaml(path), cfg)
-    if overrides:
-        cfg = from_mapping(overrides, cfg)
-    return cfg
-
-
-def read_yaml(path: str) -> Mapping[str, Any]:
-    import yaml
-
-    try:
-        with open(path, "rb") as f:
-            text = f.read(1024 * 1024 + 1)
-    except OSError as e:
-        raise ConfigError(f"cannot read config file {path}: {e.strerror or e}") from e
-    if len(text) > 1024 * 1024:
-        raise ConfigError(f"config file {path} is larger than 1 MiB")
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        # Where and what, never the line itself: it may hold the token.
-        mark = getattr(e, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(e, "problem", None) or type(e).__name__
-        raise ConfigError(f"config file {path} is not valid YAML{where}: {problem}") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"config file {path}: expected a mapping of keys, "
-                          f"got {type(data).__name__}")
-    return data
 
 
 def parse_flag_value(name: str, text: str) -> Any:
@@ -356,4 +328,4 @@ def parse_flag_value(name: str, text: str) -> Any:
         raise ConfigError(f"--{name.replace('_', '-')}: cannot parse {text!r}: {e}") from e
 
 
-__all__ = ["Config", "ConfigError", "from_mapping", "load"]
+__all__ = ["Config", "ConfigError", "check_value", "from_mapping"]

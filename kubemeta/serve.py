@@ -10,13 +10,14 @@ written, and it stops on SIGTERM.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
 import socket
 import threading
 
-from kubemeta import __version__, config
+from kubemeta import __version__, configfile
 from kubemeta.errors import ConfigError
 from kubemeta.shell import logsink
 
@@ -41,14 +42,18 @@ def serve(path: str | None, overrides: dict[str, object]) -> int:
     from kubemeta.app import App
     from kubemeta.shell.stats import StatsWriter
 
-    try:
-        cfg = config.load(path, overrides)
-    except ConfigError as e:
-        logsink.setup(None, "info")
-        log.critical("configuration error: %s; not started", e,
-                     extra={"event": "config_error", "config": path})
-        return 1
+    loaded = configfile.load_lenient(path, overrides)
+    cfg = loaded.config
     logsink.setup(cfg.log_file, cfg.log_level)
+    if loaded.problems:
+        # A daemon that stopped would leave every line to the helpers: go on
+        # with what was good, and say so.
+        log.critical("configuration error: %s; serving with %s until the config is fixed "
+                     "and the service restarted", "; ".join(loaded.problems), loaded.origin,
+                     extra={"event": "config_error", "config": path})
+    elif path is not None:
+        with contextlib.suppress(OSError, ConfigError):
+            configfile.save_last_good(path, cfg)
     stop = threading.Event()
 
     def on_signal(signum: int, frame: object) -> None:
@@ -61,7 +66,7 @@ def serve(path: str | None, overrides: dict[str, object]) -> int:
     helper = roles.start(app)
     stats = StatsWriter(helper.store, f"kubemeta({cfg.kubernetes_url})[serve]",
                         cfg.stats_interval, cfg.stats_file, cfg.prometheus_file, app.clock,
-                        prometheus=helper.leads)
+                        prometheus=helper.leads, config_problems=len(loaded.problems))
     stats.start(helper.store.stopped)
     keeper = app.table_keeper(helper)
     keeper.tick()  # the first table before READY: rsyslog may start right after us

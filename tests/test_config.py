@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from kubemeta import config
+from kubemeta import config, configfile
 from kubemeta.config import Config
 from kubemeta.errors import ConfigError
 
@@ -14,11 +14,11 @@ from harness import EXAMPLE_CONFIG
 def load_text(tmp_path: Path, text: str) -> Config:
     p = tmp_path / "k.yaml"
     p.write_text(text)
-    return config.load(str(p))
+    return configfile.load(str(p))
 
 
 def test_defaults_match_the_example_file() -> None:
-    data = config.read_yaml(str(EXAMPLE_CONFIG))
+    data = configfile.read(str(EXAMPLE_CONFIG)).data
     assert set(data) <= set(config.field_names())
     defaults = Config()
     for key, value in data.items():
@@ -70,14 +70,15 @@ def test_broken_values(tmp_path: Path, text: str, fragment: str) -> None:
 
 def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read config file"):
-        config.load(str(tmp_path / "absent.yaml"))
+        configfile.load(str(tmp_path / "absent.yaml"))
 
 
 def test_overrides_win_over_the_file(tmp_path: Path) -> None:
     p = tmp_path / "k.yaml"
     p.write_text("lookup_deadline: 0.5\nde_dot: true\n")
-    cfg = config.load(str(p), {"lookup_deadline": config.parse_flag_value("lookup_deadline", "2"),
-                               "de_dot": config.parse_flag_value("de_dot", "false")})
+    cfg = configfile.load(str(p), {
+        "lookup_deadline": config.parse_flag_value("lookup_deadline", "2"),
+        "de_dot": config.parse_flag_value("de_dot", "false")})
     assert cfg.lookup_deadline == 2.0 and cfg.de_dot is False
 
 
@@ -87,3 +88,85 @@ def test_in_cluster_defaults_to_the_service_account_files() -> None:
     assert cfg.effective_ca_file() == f"{config.SERVICE_ACCOUNT_DIR}/ca.crt"
     assert Config(in_cluster=True, token="t").effective_token_file() is None
     assert Config().effective_token_file() is None
+
+
+def test_each_problem_names_its_file_and_line(tmp_path: Path) -> None:
+    p = tmp_path / "k.yaml"
+    p.write_text("node_name: n1\n\nde_dot: maybe\npod_cache_tl: 5\n")
+    with pytest.raises(ConfigError) as e:
+        configfile.load(str(p))
+    assert f"{p}:3: de_dot: expected true or false" in str(e.value)
+    assert f"{p}:4: pod_cache_tl: unknown key (did you mean pod_cache_ttl?)" in str(e.value)
+
+
+def test_a_problem_between_keys_names_the_line_of_the_first(tmp_path: Path) -> None:
+    p = tmp_path / "k.yaml"
+    p.write_text("log_level: info\nsource: watch\n")
+    with pytest.raises(ConfigError, match=f"^{p}:2: source: watch needs node_name"):
+        configfile.load(str(p))
+
+
+def test_a_key_given_twice_is_refused(tmp_path: Path) -> None:
+    p = tmp_path / "k.yaml"
+    p.write_text("node_name: a\nlog_level: info\nnode_name: b\n")
+    with pytest.raises(ConfigError,
+                       match=f"^{p}:3: node_name: given twice \\(first on line 1\\); keep one"):
+        configfile.load(str(p))
+
+
+def test_yaml_errors_name_line_and_column(tmp_path: Path) -> None:
+    p = tmp_path / "k.yaml"
+    p.write_text("node_name: a\nlog_level: [info\n")
+    with pytest.raises(ConfigError, match=f"^{p}:3:1: not valid YAML"):
+        configfile.load(str(p))
+
+
+def test_a_helper_keeps_every_valid_value_of_a_broken_file(tmp_path: Path) -> None:
+    p = tmp_path / "k.yaml"
+    p.write_text("kubernetes_url: https://api.example:6443\nnode_name: n1\n"
+                 "filename_patterns: ['^/logs/(?P<pod_name>[^_]+)_(?P<namespace_name>[^_]+)_"
+                 "(?P<container_name>[^.]+)\\.log$']\nde_dot: maybe\nwatch_timeout: 0\n")
+    loaded = configfile.load_lenient(str(p))
+    assert loaded.origin == "valid values"
+    assert loaded.config.kubernetes_url == "https://api.example:6443"
+    assert loaded.config.node_name == "n1"
+    assert loaded.config.filename_patterns[0].startswith("^/logs/")
+    assert (loaded.config.de_dot, loaded.config.watch_timeout) == (True, 300.0)  # defaults
+    assert f"{p}:4: de_dot: expected true or false" in loaded.problems[0]
+
+
+def test_a_helper_drops_only_the_key_a_problem_between_keys_names(tmp_path: Path) -> None:
+    p = tmp_path / "k.yaml"
+    p.write_text("source: watch\nkubernetes_url: https://api.example:6443\n")
+    loaded = configfile.load_lenient(str(p))
+    assert (loaded.config.source, loaded.config.kubernetes_url) == (
+        None, "https://api.example:6443")
+    assert "source: watch needs node_name" in loaded.problems[0]
+
+
+def test_a_file_that_cannot_be_parsed_gives_way_to_the_last_good_one(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    state.mkdir(mode=0o700)
+    p = tmp_path / "k.yaml"
+    p.write_text(f"kubernetes_url: https://api.example:6443\nstate_dir: {state}\n"
+                 "token: a-literal-secret\n")
+    good = configfile.load(str(p))
+    configfile.save_last_good(str(p), good)
+    saved = state / configfile.LAST_GOOD
+    assert saved.stat().st_mode & 0o777 == 0o600
+    assert "a-literal-secret" not in saved.read_text()
+    p.write_text("kubernetes_url: [broken\n")
+    loaded = configfile.load_lenient(str(p), {"state_dir": str(state)})
+    assert (loaded.origin, loaded.config.kubernetes_url) == ("last good",
+                                                             "https://api.example:6443")
+    assert loaded.config.token is None
+    assert "not valid YAML" in loaded.problems[0]
+    saved.unlink()
+    loaded = configfile.load_lenient(str(p), {"state_dir": str(state)})
+    assert (loaded.origin, loaded.config) == ("defaults", Config(state_dir=str(state)))
+
+
+def test_a_clean_file_has_no_problems(tmp_path: Path) -> None:
+    p = tmp_path / "k.yaml"
+    p.write_text("node_name: n1\n")
+    assert configfile.load_lenient(str(p)) == configfile.Loaded(Config(node_name="n1"))

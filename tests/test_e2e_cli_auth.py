@@ -141,7 +141,7 @@ def test_check_rejects_a_broken_config(tmp_path: Path) -> None:
     out = subprocess.run([str(KUBEMETA_BIN), "check", "--config", str(cfg)],
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 2
-    assert "FAIL config: de_dot: expected true or false" in out.stdout
+    assert f"FAIL config: {cfg}:1: de_dot: expected true or false" in out.stdout
 
 
 def test_check_config_only_validates_without_contacting_or_writing(tmp_path: Path) -> None:
@@ -157,7 +157,7 @@ def test_check_config_only_validates_without_contacting_or_writing(tmp_path: Pat
     out = subprocess.run([str(KUBEMETA_BIN), "check", "--config-only", "--config", str(cfg)],
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 2
-    assert "FAIL config: node_nmae: unknown key" in out.stdout
+    assert f"FAIL config: {cfg}:2: node_nmae: unknown key" in out.stdout
 
 
 def test_version_names_each_dependency_for_bug_reports() -> None:

@@ -165,7 +165,30 @@ def test_broken_config_keeps_logs_flowing(tmp_path: Path) -> None:
     finally:
         h.kill()
     log = (tmp_path / "k.log").read_text()
-    assert "CRITICAL configuration error: kubernetes_ur: unknown key" in log
+    assert f"CRITICAL configuration error: {cfg}:2: kubernetes_ur: unknown key" in log
+
+
+def test_a_broken_config_keeps_its_valid_values(tmp_path: Path, token_file: Path,
+                                                world: ApiEmulator) -> None:
+    # The API's address, its credentials and the metrics file are good; one key
+    # has a typo. The helper must go on with the good ones, not the defaults.
+    prom = tmp_path / "kubemeta.prom"
+    cfg = kubemeta_config(tmp_path, world, token_file, prometheus_file=str(prom),
+                          stats_interval=3600, lookup_deadline=10)
+    with cfg.open("a") as f:
+        f.write("pod_cache_tl: 60\n")
+    h = Helper("--config", str(cfg))
+    try:
+        out = reply(h, fulljson(log_path(tmp_path)))
+        assert out["$!"]["kubernetes"]["labels"] == {  # type: ignore[index]
+            "app_kubernetes_io/name": "web"}
+        assert h.close() == 0
+    finally:
+        h.kill()
+    log = (tmp_path / "kubemeta.log").read_text()
+    assert "pod_cache_tl: unknown key (did you mean pod_cache_ttl?); kubemeta goes on with " \
+           "the file's valid values" in log
+    assert "\nkubemeta_configproblems 1\n" in prom.read_text()
 
 
 def test_missing_config_file_keeps_logs_flowing(tmp_path: Path) -> None:

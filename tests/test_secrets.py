@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from apiemulator import ApiEmulator
-from kubemeta import config, text
+from kubemeta import config, configfile, text
 from kubemeta.app import App
 from kubemeta.errors import ApiUnauthorized, ConfigError
 from kubemeta.kube.credentials import TokenFile
@@ -50,9 +50,10 @@ def test_a_yaml_error_names_the_place_not_the_line(tmp_path: Path) -> None:
     path = tmp_path / "kubemeta.yaml"
     path.write_text(f'kubernetes_url: https://api:6443\ntoken: "{SECRET}\nnode_name: [x\n')
     with pytest.raises(ConfigError) as e:
-        config.load(str(path))
+        configfile.load(str(path))
     assert SECRET[:12] not in str(e.value)
-    assert "line" in str(e.value) and str(path) in str(e.value)
+    assert f"{path}:4:1: not valid YAML" in str(e.value)
+    assert "quoted scalar that starts at line 2, column 8" in str(e.value)
     assert e.value.__cause__ is None and e.value.__suppress_context__
 
 

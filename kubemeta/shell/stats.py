@@ -35,10 +35,12 @@ _HELP = {
     "lookupspending": "lookups waiting for the API",
     "apirequests": "API requests by HTTP status (0: no answer)",
     "internalerrors": "internal errors: bugs or an unusable library, not API outages",
+    "configproblems": "problems in the config file at start; while above 0, kubemeta runs "
+                      "with the file's valid values (or the last good file): fix it, restart",
 }
 
 
-def snapshot(store: Any, now: float) -> dict[str, Any]:
+def snapshot(store: Any, now: float, config_problems: int = 0) -> dict[str, Any]:
     """All counters as a flat dict; ``store`` is a MetadataStore."""
     c = store.counters
     out: dict[str, Any] = {k: v for k, v in vars(c).items() if k != "apirequests"}
@@ -50,6 +52,7 @@ def snapshot(store: Any, now: float) -> dict[str, Any]:
     last = store.last_success
     out["secondssincelastsuccess"] = -1 if last is None else round(now - last, 1)
     out["internalerrors"] = internal.ERRORS.count
+    out["configproblems"] = config_problems
     out["apirequests"] = dict(c.apirequests)
     return out
 
@@ -70,7 +73,8 @@ def prometheus_text(values: dict[str, Any]) -> str:
     lines = []
     for k, v in values.items():
         metric = f"kubemeta_{k}"
-        gauge = k in ("breakerstate", "secondssincelastsuccess", "lookupspending") or \
+        gauge = k in ("breakerstate", "secondssincelastsuccess", "lookupspending",
+                      "configproblems") or \
             k.endswith("numentries")
         lines.append(f"# HELP {metric} {_HELP.get(k, k)}")
         lines.append(f"# TYPE {metric} {'gauge' if gauge else 'counter'}")
@@ -85,7 +89,8 @@ class StatsWriter:
     def __init__(self, store: Any, name: str, interval: float, stats_file: str | None,
                  prometheus_file: str | None,
                  clock: Clock = SYSTEM,
-                 prometheus: Callable[[], bool] = lambda: True) -> None:
+                 prometheus: Callable[[], bool] = lambda: True,
+                 config_problems: int = 0) -> None:
         """``prometheus``: whether this helper writes the Prometheus file now (of
         several helpers sharing a node, the leader does; each appends its own
         line to ``stats_file``)."""
@@ -97,6 +102,7 @@ class StatsWriter:
         self._prom_file = prometheus_file
         self._clock = clock
         self._failed: set[str] = set()  # the files whose last write failed
+        self._config_problems = config_problems
 
     def enabled(self) -> bool:
         return bool(self._stats_file or self._prom_file)
@@ -107,7 +113,7 @@ class StatsWriter:
                            every=self._interval, wait_first=True)
 
     def write(self) -> None:
-        values = snapshot(self._store, self._clock())
+        values = snapshot(self._store, self._clock(), self._config_problems)
         failed: list[str] = []
         if self._stats_file:
             self._try(self._stats_file, failed, lambda path: files.append(
