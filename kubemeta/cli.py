@@ -11,14 +11,14 @@ import argparse
 import logging
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from kubemeta import __version__, config, configfile
-from kubemeta.config import Config
-from kubemeta.errors import ApiError, ConfigError
+from kubemeta.confighelp import HELP
+from kubemeta.errors import ConfigError
 from kubemeta.shell import logsink
-from kubemeta.text import clip, redact
+from kubemeta.text import clip
 
 log = logging.getLogger("kubemeta")
 
@@ -48,10 +48,33 @@ def _parser() -> argparse.ArgumentParser:
             sp.add_argument("--config-only", action="store_true",
                             help="only validate the config: no API, no files written "
                                  "(for Puppet's validate_cmd and other config tools)")
-        group = sp.add_argument_group("settings (override the config file)")
-        for key in config.field_names():
-            group.add_argument(f"--{key.replace('_', '-')}", dest=f"set_{key}", metavar="VALUE")
+            sp.add_argument("--print-config", action="store_true",
+                            help="print the effective config (file, flags and defaults) as "
+                                 "YAML, secrets redacted, and stop")
+            sp.add_argument("--json", action="store_true",
+                            help="print the results as one JSON document, for tools")
+            sp.add_argument("--user", metavar="NAME",
+                            help="also try to read each file the config names as this user "
+                                 "(the one rsyslog runs helpers as; needs root)")
+            sp.add_argument("--timeout", metavar="SECONDS", type=float, default=15.0,
+                            help="the deadline for all of the API checks together "
+                                 "(default: %(default)s)")
+        group = sp.add_argument_group(
+            "settings (each overrides its key in the config file; values other than "
+            "strings are read as YAML: true, 5, 0.25, [a, b])")
+        for key, default in config.defaults().items():
+            group.add_argument(f"--{key.replace('_', '-')}", dest=f"set_{key}", metavar="VALUE",
+                               help=f"{HELP[key]} (default: {_shown(default)})".replace(
+                                   "%", "%%"))
     return p
+
+
+def _shown(default: Any) -> str:
+    if isinstance(default, tuple):
+        default = list(default)
+    text = "none" if default is None else str(default).lower() if isinstance(
+        default, bool) else str(default)
+    return text if len(text) <= 60 else "see kubemeta check --print-config"
 
 
 def _overrides(ns: argparse.Namespace, problems: list[str] | None = None) -> dict[str, Any]:
@@ -235,97 +258,16 @@ def _log_to_stderr(level: str) -> None:
 
 
 def _check(args: argparse.Namespace) -> int:
-    path = args.config
-    if path is None and os.path.exists(configfile.DEFAULT_PATH):
-        path = configfile.DEFAULT_PATH  # what the shipped snippets run with
+    from kubemeta import checks
+
     try:
-        cfg = configfile.load(path, _overrides(args))
+        overrides = _overrides(args)
     except ConfigError as e:
         print(f"FAIL config: {clip(str(e), 2000)}")
         return 2
-    print(f"ok   config {path or f'(built-in defaults: no {configfile.DEFAULT_PATH})'}")
-    if args.config_only:
-        return 0
-    where = _check_log(cfg)
-    print(f"ok   log: {where}")
-    if not os.path.isdir(cfg.state_dir) or not os.access(cfg.state_dir, os.W_OK):
-        print(f"warn state_dir {cfg.state_dir} is not a writable directory")
-    from kubemeta.app import App
-
-    app = App(cfg)
-    try:
-        api = app.api()
-    except ConfigError as e:
-        print(f"FAIL API client: {e}")
-        return 2
-    except Exception as e:
-        return _internal_failure("building the API client", e)
-    for warning in api.warnings:
-        print(f"warn {warning}")
-    failed = False
-    at = f"at {api.url}"
-    checks: list[tuple[str, Callable[[], object]]] = [
-        (f"get namespace default {at}", lambda: api.get_namespace("default")),
-        (f"get pods in namespace default {at}",
-         lambda: api.get_pod("default", "kubemeta-check")),
-    ]
-    node = cfg.node_name
-    if cfg.effective_source() == "kubelet":
-        try:
-            kubelet = app.api(kubelet=True)
-        except ConfigError as e:
-            print(f"FAIL kubelet client: {e}")
-            return 2
-        except Exception as e:
-            return _internal_failure("building the kubelet client", e)
-        checks.append((f"get pods from the kubelet at {cfg.kubelet_url}",
-                       lambda: list(kubelet.kubelet_pods())))
-    if cfg.effective_source() == "watch" and node:
-        checks += [
-            (f"list pods on node {node} {at}", lambda: list(api.list_pods(node))),
-            (f"list namespaces {at}", lambda: list(api.list_namespaces())),
-            (f"watch pods on node {node} {at}", lambda: list(api.watch_pods(node, "0", 1))),
-            (f"watch namespaces {at}", lambda: list(api.watch_namespaces("0", 1))),
-        ]
-    for what, call in checks:
-        try:
-            call()
-            print(f"ok   {what}")
-        except ApiError as e:
-            if e.status == 404:
-                # A 404 proves the read is allowed: the object just is not there.
-                print(f"ok   {what} (allowed; object not found)")
-                continue
-            failed = True
-            print(f"FAIL {what}: {e.reason}")
-        except Exception as e:
-            return _internal_failure(what, e)
-    return 1 if failed else 0
-
-
-def _internal_failure(what: str, e: Exception) -> int:
-    """Not the API's fault: exit 2, with what a bug report needs."""
-    import traceback
-
-    from kubemeta import internal
-
-    print(f"FAIL {what}: internal error {type(e).__name__}: {clip(str(e))}")
-    print("     a bug in kubemeta or a library it cannot work with, not an API problem;")
-    print(f"     please report it with: {internal.versions_line()}")
-    print(redact("".join(traceback.format_exception(e))), end="")
-    return 2
-
-
-def _check_log(cfg: Config) -> str:
-    if os.path.exists(logsink.JOURNAL_SOCKET):
-        return "the journal"
-    try:
-        os.makedirs(os.path.dirname(cfg.log_file) or ".", exist_ok=True)
-        with open(cfg.log_file, "a", encoding="utf-8"):
-            pass
-    except OSError as e:
-        return f"{cfg.log_file} is NOT writable ({e.strerror}); kubemeta would log nowhere"
-    return cfg.log_file
+    return checks.run(args.config, overrides, config_only=args.config_only,
+                      print_config=args.print_config, as_json=args.json, user=args.user,
+                      timeout=args.timeout)
 
 
 if __name__ == "__main__":  # pragma: no cover

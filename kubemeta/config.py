@@ -188,6 +188,11 @@ def field_names() -> list[str]:
     return list(_FIELDS)
 
 
+def defaults() -> dict[str, Any]:
+    """Each key and its built-in default."""
+    return {name: f.default for name, f in _FIELDS.items()}
+
+
 def _check_type(name: str, value: Any) -> Any:
     if value is None and name in _OPTIONAL:
         return None

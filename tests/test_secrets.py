@@ -103,3 +103,13 @@ def test_a_log_file_left_readable_to_all_is_tightened(tmp_path: Path, own_log: N
     log_file.chmod(0o644)
     logsink.setup(str(log_file), "info", helper=False, journal=False)
     assert os.stat(log_file).st_mode & 0o777 == 0o640
+
+
+def test_a_token_file_that_cannot_be_read_is_named_once(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    missing = tmp_path / "tokn"
+    tokens = TokenFile(None, str(missing))
+    with caplog.at_level(logging.ERROR, "kubemeta"):
+        assert tokens.get() is None and tokens.get() is None
+    assert caplog.text.count(f"cannot read the token file {missing}: No such file") == 1
+    assert "no token is sent until it can be read" in caplog.text

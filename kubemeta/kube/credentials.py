@@ -56,6 +56,7 @@ class TokenFile:
         self._path = path
         self._stamp: tuple[float, int, int] | None = None
         self._cached: str | None = None
+        self._unreadable: str | None = None  # why the file could not be read, once said
         self._lock = threading.Lock()
 
     def get(self) -> str | None:
@@ -71,9 +72,18 @@ class TokenFile:
                     text.secret(raw)
                     self._cached = _token_in(raw, self._path)
                     self._stamp = stamp
-            except OSError:
+                self._unreadable = None
+            except OSError as e:
                 # Keep the last token we read: a file being rotated is briefly absent.
-                pass
+                # Said once while it stays unreadable: a 401 alone would not name it.
+                why = e.strerror or str(e)
+                if why != self._unreadable:
+                    self._unreadable = why
+                    log.error("cannot read the token file %s: %s (kubemeta runs as uid %d); "
+                              "%s", self._path, why, os.geteuid(),
+                              "the last token read is sent meanwhile" if self._cached else
+                              "no token is sent until it can be read",
+                              extra={"event": "config_error"})
             return self._cached
 
     def invalidate(self) -> None:
