@@ -228,3 +228,49 @@ def test_a_cold_helper_lists_at_once_whatever_the_jitter(
         write_lines(container_log(tmp_path, "shop", "web-1", "app"), [docker_line("start")])
         rs.wait_records(1)
         wait_synced(tmp_path)
+
+
+def prometheus(path: Path, after: float) -> dict[str, float]:
+    """The Prometheus file's samples, once it has been written after ``after``
+    (time.time()); a sample with labels is keyed as written."""
+    end = time.monotonic() + 30
+    while time.monotonic() < end:
+        with contextlib.suppress(FileNotFoundError):
+            if path.stat().st_mtime > after:
+                return {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+                        for line in path.read_text().splitlines()
+                        if line and not line.startswith("#")}
+        time.sleep(0.05)
+    raise AssertionError(f"{path} not written within 30 s")
+
+
+def test_the_metrics_tell_a_hanging_api_from_a_quiet_healthy_one(
+        tmp_path: Path, emulator: ApiEmulator, token_file: Path) -> None:
+    prom = tmp_path / "kubemeta.prom"
+    emulator.world.bookmark_interval = 0.2  # a healthy, quiet API: bookmarks only
+    with watching(tmp_path, emulator, token_file, prometheus_file=str(prom),
+                  stats_interval=0.2, lookup_deadline=5):
+        since = time.time()
+        quiet = prometheus(prom, since + 3)  # quiet for 3 s, longer than a bookmark's gap
+        assert quiet['kubemeta_watchup{resource="pods"}'] == 1
+        assert quiet['kubemeta_watchup{resource="namespaces"}'] == 1
+        assert 0 <= quiet['kubemeta_watchsecondssinceheard{resource="pods"}'] < 3
+        assert 0 <= quiet["kubemeta_secondssincelastsuccess"] < 3  # no GET since the start
+        assert quiet['kubemeta_apirequests{status="200"}'] >= 4  # two lists, two watches
+        emulator.set_phase("hang")  # the watches are cut, and nothing answers any more
+        hung = prometheus(prom, time.time() + 1)
+        assert hung['kubemeta_watchup{resource="pods"}'] == 0
+        later = prometheus(prom, time.time() + 1)
+        assert later['kubemeta_watchsecondssinceheard{resource="pods"}'] > \
+            hung['kubemeta_watchsecondssinceheard{resource="pods"}'] >= 1
+        assert later["kubemeta_secondssincelastsuccess"] > hung[
+            "kubemeta_secondssincelastsuccess"]
+        emulator.set_phase("ok")
+        end = time.monotonic() + 60
+        while True:
+            back = prometheus(prom, time.time())
+            if back['kubemeta_watchup{resource="pods"}'] == 1:
+                break
+            assert time.monotonic() < end, "the watch did not come back"
+        assert back['kubemeta_watchsecondssinceheard{resource="pods"}'] < \
+            later['kubemeta_watchsecondssinceheard{resource="pods"}']

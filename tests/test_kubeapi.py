@@ -155,6 +155,12 @@ def test_a_watch_from_a_version_the_server_has_not_reached_lists_again(
         def replace(self, items: Any) -> None:
             self.listed.append(len(list(items)))
 
+        def opened(self) -> None:
+            pass
+
+        def heard(self) -> None:
+            pass
+
         def apply(self, event: Any) -> None:
             pass
 

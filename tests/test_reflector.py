@@ -69,11 +69,18 @@ class RecordingView:
     def __init__(self) -> None:
         self.objects: dict[str, dict[str, Any]] = {}
         self.log: list[str] = []
+        self.opens = self.events_heard = 0
 
     def replace(self, listing: Iterable[dict[str, Any]]) -> None:
         items = list(listing)
         self.objects = {o["metadata"]["name"]: o for o in items}
         self.log.append(f"replace {len(items)}")
+
+    def opened(self) -> None:
+        self.opens += 1
+
+    def heard(self) -> None:
+        self.events_heard += 1
 
     def apply(self, ev: WatchEvent) -> None:
         name = ev.obj["metadata"]["name"]
@@ -110,6 +117,7 @@ def test_lists_then_watches_from_the_list_and_follows_events() -> None:
     assert view.objects["web-1"]["metadata"]["labels"] == {"app": "web", "v": "2"}
     assert "web-2" not in view.objects
     assert r.rv == "151"
+    assert (view.opens, view.events_heard) == (1, 4)  # the bookmark too: the watch is alive
     r.step()  # the stream ended cleanly: watch again from where it stopped, no list
     assert api.calls[-1] == "watch@151"
 

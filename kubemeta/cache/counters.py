@@ -1,5 +1,6 @@
 """The counters a store keeps: mmkubernetes's names first (rsyslog_exporter's
-dashboards read them from impstats), then kubemeta's own."""
+dashboards read them from impstats), then kubemeta's own; and the health of
+each list-and-watch feeding the store."""
 
 from __future__ import annotations
 
@@ -32,3 +33,11 @@ class Counters:
     sinkfailures: int = 0        # omprog: writes that failed and were answered with an error
     sharedviewtooold: int = 0    # a follower dropped its leader's view as too old
     apirequests: Counter[str] = field(default_factory=Counter)  # by HTTP status, 0: none
+
+
+@dataclass
+class FeedHealth:
+    """One list-and-watch (pods, namespaces), as its reflector last found it."""
+
+    up: bool = False                 # listed, and its watch not failing
+    last_heard: float | None = None  # a list, a watch opened, an event or a bookmark

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from kubemeta.cache.counters import Counters
+from kubemeta.cache.counters import Counters, FeedHealth
 from kubemeta.cache.lookups import Fetcher, Lookups, LookupSettings
 from kubemeta.cache.policy import BreakerState
 from kubemeta.cache.rules import Caches, CacheSettings, Entry, Exported, PodKey, Shared
@@ -44,6 +44,9 @@ class MetadataStore:
         self._caches = Caches(settings.cache)
         self.stopped = threading.Event()
         self.counters = counters or Counters()
+        # What feeds this store besides lookups, by resource ("pods"): its
+        # watches, which say here how they are (kube.storefeed).
+        self.feeds: dict[str, FeedHealth] = {}
         self._lookups = Lookups(self._caches, self._lock, clock, settings.lookups,
                                 self.counters, self.stopped)
 
@@ -75,7 +78,11 @@ class MetadataStore:
 
     @property
     def last_success(self) -> float | None:
-        return self._lookups.last_success
+        """When the API last answered: a lookup, a list, or a watch's event or
+        bookmark (a quiet, healthy node hears bookmarks)."""
+        heard = [h.last_heard for h in list(self.feeds.values()) if h.last_heard is not None]
+        last = self._lookups.last_success
+        return max([*heard, last]) if last is not None else max(heard, default=None)
 
     def poke(self) -> None:
         """Re-evaluate the schedule now (the clock moved)."""

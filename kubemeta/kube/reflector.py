@@ -40,6 +40,12 @@ class Feed(Protocol):
         """A complete list: everything else is gone; the feed is in sync. Nothing
         is applied if the iteration raises."""
 
+    def opened(self) -> None:
+        """A watch's answer began."""
+
+    def heard(self) -> None:
+        """Any event came, bookmarks included: the watch is alive."""
+
     def apply(self, event: WatchEvent) -> None:
         """ADDED, MODIFIED or DELETED."""
 
@@ -98,9 +104,11 @@ class Reflector:
             for data in self._watch(self.rv):
                 if not opened:
                     opened = True
+                    self._feed.opened()
                     self._ok()
                 for ev in decoder.feed(data):
                     events = True
+                    self._feed.heard()
                     if ev.type != "BOOKMARK":
                         self._feed.apply(ev)
                     if ev.resource_version:

@@ -1,6 +1,8 @@
 """A reflector's view, kept in the metadata store: objects are shaped once as
 they arrive (only the fields we emit are kept), and the watch's health is
-logged once per change of state, not once per failure."""
+logged once per change of state, not once per failure, and kept in the store
+for the counters (up or stale, when it was last heard from, requests by
+status)."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
+from kubemeta.cache.counters import FeedHealth
 from kubemeta.cache.store import MetadataStore
 from kubemeta.clock import SYSTEM, Clock
 from kubemeta.errors import ApiError, ShapeError
@@ -19,7 +22,9 @@ log = logging.getLogger("kubemeta.watch")
 
 class StoreFeed:
     def __init__(self, store: MetadataStore, kind: str, shaper: Shaper, what: str,
-                 clock: Clock = SYSTEM, verb: str = "watching") -> None:
+                 clock: Clock = SYSTEM, verb: str = "watching",
+                 resource: str | None = None) -> None:
+        """``resource``: its name in the counters (pods, namespaces)."""
         self._verb = verb
         self._store = store
         self._kind = kind
@@ -28,6 +33,10 @@ class StoreFeed:
         self._clock = clock
         self.synced = False
         self.stale_since: float | None = None
+        self.health = FeedHealth()
+        self._counted = resource is not None  # an API resource: its requests are counted
+        if resource is not None:
+            store.feeds[resource] = self.health
 
     def _shape(self, obj: dict[str, Any]) -> tuple[Any, Any] | None:
         md = obj.get("metadata")
@@ -54,6 +63,9 @@ class StoreFeed:
             if shaped is not None:
                 entries[shaped[0]] = shaped[1]
         self._store.replace_watched(self._kind, entries)
+        self._count("200")
+        self.health.up = True
+        self.heard()
         if not self.synced:
             self.synced = True
             log.info("%s: listed %d, now %s", self.what, len(entries), self._verb,
@@ -62,6 +74,17 @@ class StoreFeed:
             log.debug("%s: listed %d again", self.what, len(entries))
         self.live()
         return entries
+
+    def opened(self) -> None:
+        self._count("200")
+        self.heard()
+
+    def _count(self, status: str) -> None:
+        if self._counted:
+            self._store.counters.apirequests[status] += 1
+
+    def heard(self) -> None:
+        self.health.last_heard = self._clock()
 
     def apply(self, event: WatchEvent) -> None:
         shaped = self._shape(event.obj)
@@ -78,6 +101,8 @@ class StoreFeed:
 
     def stale(self, why: ApiError) -> None:
         self._store.list_over(self._kind)
+        self._count(str(why.status))
+        self.health.up = False
         if self.stale_since is None:
             self.stale_since = self._clock()
             log.warning("%s: %s failed: %s; serving cached metadata, retrying", self.what,
@@ -85,6 +110,7 @@ class StoreFeed:
                         why.reason, extra={"event": "watch_stale", "api_status": why.status})
 
     def live(self) -> None:
+        self.health.up = True
         if self.stale_since is not None:
             log.warning("%s: %s restored after %.0f s", self.what,
                         "watch" if self._verb == "watching" else "list",

@@ -20,6 +20,9 @@ from kubemeta.clock import SYSTEM, Clock
 log = logging.getLogger("kubemeta.shell.stats")
 
 _BREAKER = {BreakerState.CLOSED: 0, BreakerState.OPEN: 1, BreakerState.HALF_OPEN: 2}
+_GAUGES = {"breakerstate", "secondssincelastsuccess", "lookupspending", "configproblems",
+           "watchup", "watchsecondssinceheard"}
+_LABEL = {"apirequests": "status"}  # the label of a metric with several values; else resource
 
 _HELP = {
     "recordseen": "records that named a pod",
@@ -31,10 +34,16 @@ _HELP = {
     "sinkfailures": "omprog mode: sink writes that failed (rsyslog retries them)",
     "sharedviewtooold": "views a follower dropped because its leader stopped vouching for them",
     "breakerstate": "0 closed (API healthy), 1 open (failing), 2 half-open (probing)",
-    "secondssincelastsuccess": "seconds since the API last answered (-1: never)",
+    "secondssincelastsuccess": "seconds since the API last answered a lookup, a list or a "
+                               "watch (events and bookmarks count; -1: never)",
     "lookupspending": "lookups waiting for the API",
     "apirequests": "API requests by HTTP status (0: no answer)",
     "internalerrors": "internal errors: bugs or an unusable library, not API outages",
+    "watchup": "1 while the list-and-watch of this resource works, 0 while it fails "
+               "(cached metadata is served meanwhile)",
+    "watchsecondssinceheard": "seconds since the watch of this resource last heard from the "
+                              "API (an event or a bookmark; -1: never); rises while the API "
+                              "hangs",
     "configproblems": "problems in the config file at start; while above 0, kubemeta runs "
                       "with the file's valid values (or the last good file): fix it, restart",
 }
@@ -54,6 +63,12 @@ def snapshot(store: Any, now: float, config_problems: int = 0) -> dict[str, Any]
     out["internalerrors"] = internal.ERRORS.count
     out["configproblems"] = config_problems
     out["apirequests"] = dict(c.apirequests)
+    feeds = dict(store.feeds)
+    if feeds:
+        out["watchup"] = {r: int(h.up) for r, h in feeds.items()}
+        out["watchsecondssinceheard"] = {
+            r: -1 if h.last_heard is None else round(now - h.last_heard, 1)
+            for r, h in feeds.items()}
     return out
 
 
@@ -73,13 +88,12 @@ def prometheus_text(values: dict[str, Any]) -> str:
     lines = []
     for k, v in values.items():
         metric = f"kubemeta_{k}"
-        gauge = k in ("breakerstate", "secondssincelastsuccess", "lookupspending",
-                      "configproblems") or \
-            k.endswith("numentries")
+        gauge = k in _GAUGES or k.endswith("numentries")
         lines.append(f"# HELP {metric} {_HELP.get(k, k)}")
         lines.append(f"# TYPE {metric} {'gauge' if gauge else 'counter'}")
         if isinstance(v, dict):
-            lines.extend(f'{metric}{{status="{s}"}} {n}' for s, n in sorted(v.items()))
+            label = _LABEL.get(k, "resource")
+            lines.extend(f'{metric}{{{label}="{s}"}} {n}' for s, n in sorted(v.items()))
         else:
             lines.append(f"{metric} {v}")
     return "\n".join(lines) + "\n"
