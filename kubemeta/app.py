@@ -38,6 +38,8 @@ from kubemeta.wire.sinkaddr import parse_sink
 if TYPE_CHECKING:
     from kubemeta.kube.kubeapi import KubeApi
     from kubemeta.roles import Helper
+    from kubemeta.shell.health import Health
+    from kubemeta.shell.stats import StatsWriter
     from kubemeta.shell.tablekeeper import TableKeeper
 
 
@@ -100,6 +102,8 @@ class App:
         self.client = client_settings(cfg)
         self._state_checked = False
         self._state_problem: str | None = None
+        # The config file's problems, told by whoever loaded it (kubemeta status).
+        self.config_problems: tuple[str, ...] = ()
         # How long a leader looks for what a follower asked: a request's time.
         self.answer_wait = cfg.api_connect_timeout + cfg.api_read_timeout
 
@@ -176,6 +180,31 @@ class App:
                         clock=self.clock, parse_cri=cfg.parse_cri,
                         merge_log_key=cfg.merge_log_key if cfg.merge_log else None,
                         shared=shared, name_records=cfg.reply_names_record)
+
+    def health(self, store: MetadataStore, group: Group,
+               followers: Callable[[], list[int]]) -> Health:
+        """What the leader tells ``kubemeta status``; sampled from now on."""
+        from kubemeta.shell.health import Health
+
+        health = Health(store, self.clock, config_problems=self.config_problems,
+                        followers=followers,
+                        snapshot_path=group.snapshot_path if self.cfg.snapshot_interval else None)
+        health.start()
+        return health
+
+    def stats_writer(self, helper: Helper, name: str, config_problems: int) -> StatsWriter:
+        """The counters writer; the helpers of a group add theirs up in state_dir."""
+        from kubemeta.shell.nodecounters import NodeCounters
+        from kubemeta.shell.stats import StatsWriter
+
+        cfg = self.cfg
+        node = None
+        if cfg.share_helpers and (cfg.stats_file or cfg.prometheus_file) and \
+                self.state_dir_problem() is None:
+            node = NodeCounters(cfg.state_dir, self.group().key)
+        return StatsWriter(helper.store, name, cfg.stats_interval, cfg.stats_file,
+                           cfg.prometheus_file, self.clock, prometheus=helper.leads,
+                           config_problems=config_problems, node=node, url=cfg.kubernetes_url)
 
     def table_keeper(self, helper: Helper) -> TableKeeper:
         """Table mode's writer, over what ``helper`` knows in whichever role."""

@@ -1,4 +1,5 @@
-"""Command line: ``kubemeta mmexternal | omprog | enrich | check | serve | --version``.
+"""Command line: ``kubemeta mmexternal | omprog | enrich | check | serve | status |
+--version``.
 
 In the helper modes stdout is rsyslog's pipe (replies for mmexternal, status
 words for omprog) and stderr is the same pipe or rsyslog's: only answers are
@@ -38,6 +39,8 @@ def _parser() -> argparse.ArgumentParser:
         "check": "validate the config, contact the API, try the reads kubemeta needs",
         "serve": "run as table mode's node daemon: keep rsyslog's lookup table of pod "
                  "metadata, and lead this node's helpers",
+        "status": "the node's health, from its leading helper: exit 0 healthy, 1 degraded, "
+                  "2 config error, 3 unknown (no helper answered)",
     }
     for name, text in helpers.items():
         sp = sub.add_parser(name, help=text, description=text)
@@ -59,6 +62,11 @@ def _parser() -> argparse.ArgumentParser:
             sp.add_argument("--timeout", metavar="SECONDS", type=float, default=15.0,
                             help="the deadline for all of the API checks together "
                                  "(default: %(default)s)")
+        if name == "status":
+            sp.add_argument("--json", action="store_true",
+                            help="print the leader's report as JSON, for tools")
+            sp.add_argument("--timeout", metavar="SECONDS", type=float, default=5.0,
+                            help="how long to wait for the leader (default: %(default)s)")
         group = sp.add_argument_group(
             "settings (each overrides its key in the config file; values other than "
             "strings are read as YAML: true, 5, 0.25, [a, b])")
@@ -109,6 +117,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _exit(_enrich(args))
     if args.command == "check":
         return _exit(_check(args))
+    if args.command == "status":
+        from kubemeta import statuscmd
+
+        try:
+            overrides = _overrides(args)
+        except ConfigError as e:
+            print(f"kubemeta status: {e}")
+            return 2
+        return _exit(statuscmd.run(args.config, overrides, as_json=args.json,
+                                   timeout=args.timeout))
     if args.command == "serve":
         from kubemeta.serve import serve
 
@@ -162,16 +180,14 @@ def _helper(args: argparse.Namespace, mode: str) -> int:
         os._exit(0)
     _say_config(args.config, loaded, problems)
     from kubemeta import roles
-    from kubemeta.shell.stats import StatsWriter
 
+    app.config_problems = tuple(problems)
     helper = roles.start(app)
     store = helper.store
     name = f"kubemeta({cfg.kubernetes_url})"
     if helper.role is not Role.ALONE:
         name += f"[{os.getpid()}]"  # one line per helper of the node
-    stats = StatsWriter(store, name, cfg.stats_interval, cfg.stats_file,
-                        cfg.prometheus_file, app.clock, prometheus=helper.leads,
-                        config_problems=len(problems))
+    stats = app.stats_writer(helper, name, len(problems))
     stats.start(store.stopped)
     enricher = app.enricher(store, shared=helper.shared)
     if mode == "omprog":

@@ -15,6 +15,7 @@ import random
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from kubemeta import internal, jsonlib
 from kubemeta.app import App
@@ -26,6 +27,9 @@ from kubemeta.kinds import Mode, Role
 from kubemeta.share.sharedview import ViewError, ViewSlot
 from kubemeta.state.warmstart import SnapshotKeeper
 from kubemeta.wire.sharedproto import Group
+
+if TYPE_CHECKING:
+    from kubemeta.share.leading import Leading
 
 log = logging.getLogger("kubemeta.roles")
 
@@ -71,8 +75,6 @@ def start(app: App) -> Helper:
 
 
 def _lead(app: App, group: Group | None, fd: int | None) -> Helper:
-    from kubemeta.share.leading import Leading
-
     store = app.store()
     keeper = app.keeper(store)
     warm = keeper is not None and keeper.load() > 0  # before the first line
@@ -85,13 +87,20 @@ def _lead(app: App, group: Group | None, fd: int | None) -> Helper:
         # Last, and at once (followers starting with us wait up to SEND_PATIENCE):
         # a question asked before the watches expect their first lists would
         # cost a GET of its own.
-        Leading(group, store, app.answer_wait, app.clock).start()
+        _leading(app, group, store).start()
     return Helper(store, keeper, Role.ALONE if group is None else Role.LEADER, fd)
+
+
+def _leading(app: App, group: Group, store: MetadataStore) -> Leading:
+    from kubemeta.share.leading import Leading
+
+    leading = Leading(group, store, app.answer_wait, app.clock)
+    leading.status = app.health(store, group, leading.followers).report
+    return leading
 
 
 def _follow(app: App, group: Group, fd: int) -> Helper:
     from kubemeta.share.following import Following, LeaderClient, RoleFetcher
-    from kubemeta.share.leading import Leading
 
     client = LeaderClient(group, app.answer_wait + 1.0, app.clock)
     role_fetcher = RoleFetcher(client)
@@ -123,7 +132,7 @@ def _follow(app: App, group: Group, fd: int) -> Helper:
         if app.mode is Mode.WATCH:
             app.start_watches(store, True)
         # Last: until its fetcher is the API's, a question would come back to it.
-        Leading(group, store, app.answer_wait, app.clock).start()
+        _leading(app, group, store).start()
 
     following = Following(group, store, client, fd, take_lead, app.clock,
                           app.cfg.share_view_max_age)

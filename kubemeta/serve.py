@@ -40,7 +40,6 @@ def notify(state: bytes) -> None:
 def serve(path: str | None, overrides: dict[str, object]) -> int:
     from kubemeta import roles
     from kubemeta.app import App
-    from kubemeta.shell.stats import StatsWriter
 
     loaded = configfile.load_lenient(path, overrides)
     cfg = loaded.config
@@ -63,10 +62,10 @@ def serve(path: str | None, overrides: dict[str, object]) -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     app = App(cfg)
+    app.config_problems = loaded.problems
     helper = roles.start(app)
-    stats = StatsWriter(helper.store, f"kubemeta({cfg.kubernetes_url})[serve]",
-                        cfg.stats_interval, cfg.stats_file, cfg.prometheus_file, app.clock,
-                        prometheus=helper.leads, config_problems=len(loaded.problems))
+    stats = app.stats_writer(helper, f"kubemeta({cfg.kubernetes_url})[serve]",
+                             len(loaded.problems))
     stats.start(helper.store.stopped)
     keeper = app.table_keeper(helper)
     keeper.tick()  # the first table before READY: rsyslog may start right after us

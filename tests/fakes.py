@@ -185,3 +185,17 @@ class FakeRsyslogOmprog:
             remaining = [r for r in batch if not self._try_commit([r])]
         while remaining and not self._try_commit(remaining):
             pass
+
+
+def store_with_traffic() -> tuple[MetadataStore, FakeClock]:
+    """A store that has looked up one pod it found and one it did not."""
+    from kubemeta.model.identify import PodRef
+
+    clock = FakeClock()
+    pod = PodMeta("uid-1", {"app": "web"}, None, "node-1")
+    ns = NamespaceMeta("ns-uid", None, None, None)
+    store = make_store(FakeFetcher({("shop", "web-1"): pod}, {"shop": ns}), clock, workers=1)
+    store.lookup(PodRef("shop", "web-1", "app", None, None), clock() + 10)
+    store.lookup(PodRef("shop", "gone", "app", None, None), clock() + 10)
+    assert store.wait_idle(10)
+    return store, clock

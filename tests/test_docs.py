@@ -30,7 +30,7 @@ def test_man_page_names_every_command_and_setting() -> None:
     page = (REPO / "debian" / "kubemeta.1").read_text()
     words = set(re.findall(r"[a-z_]+", page))
     assert [k for k in config.field_names() if k not in words] == []
-    for command in ("mmexternal", "omprog", "enrich", "check"):
+    for command in ("mmexternal", "omprog", "enrich", "check", "serve", "status"):
         assert f".B kubemeta {command}" in page
 
 

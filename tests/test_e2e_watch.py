@@ -5,6 +5,8 @@ duplicates nothing, and a watch whose history expired lists again."""
 from __future__ import annotations
 
 import contextlib
+import json
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -17,6 +19,7 @@ from apiemulator import ApiEmulator, make_namespace, make_pod
 
 from harness import (
     DOCKER,
+    KUBEMETA_BIN,
     Rsyslog,
     container_log,
     docker_line,
@@ -256,7 +259,7 @@ def test_the_metrics_tell_a_hanging_api_from_a_quiet_healthy_one(
         assert quiet['kubemeta_watchup{resource="namespaces"}'] == 1
         assert 0 <= quiet['kubemeta_watchsecondssinceheard{resource="pods"}'] < 3
         assert 0 <= quiet["kubemeta_secondssincelastsuccess"] < 3  # no GET since the start
-        assert quiet['kubemeta_apirequests{status="200"}'] >= 4  # two lists, two watches
+        assert quiet['kubemeta_apirequests_total{status="200"}'] >= 4  # two lists, two watches
         emulator.set_phase("hang")  # the watches are cut, and nothing answers any more
         hung = prometheus(prom, time.time() + 1)
         assert hung['kubemeta_watchup{resource="pods"}'] == 0
@@ -274,3 +277,42 @@ def test_the_metrics_tell_a_hanging_api_from_a_quiet_healthy_one(
             assert time.monotonic() < end, "the watch did not come back"
         assert back['kubemeta_watchsecondssinceheard{resource="pods"}'] < \
             later['kubemeta_watchsecondssinceheard{resource="pods"}']
+
+
+def status(cfg: Path) -> tuple[int, dict[str, Any]]:
+    out = subprocess.run([str(KUBEMETA_BIN), "status", "--json", "--config", str(cfg)],
+                         capture_output=True, text=True, timeout=60)
+    return out.returncode, (json.loads(out.stdout) if out.stdout.startswith("{") else
+                            {"text": out.stdout})
+
+
+def status_until(cfg: Path, code: int) -> dict[str, Any]:
+    end = time.monotonic() + 60
+    while True:
+        got, report = status(cfg)
+        if got == code:
+            return report
+        assert time.monotonic() < end, f"status stayed {got}: {report}"
+        time.sleep(0.2)
+
+
+def test_status_tells_a_hanging_api_and_its_recovery(tmp_path: Path, emulator: ApiEmulator,
+                                                     token_file: Path) -> None:
+    cfg = tmp_path / "kubemeta.yaml"
+    with watching(tmp_path, emulator, token_file, lookup_deadline=5):
+        healthy = status_until(cfg, 0)
+        assert healthy["problems"] == [] and healthy["watches"]["pods"]["up"] is True
+        assert healthy["cache"]["pods"] == 1 and healthy["api"]["breaker"] == "closed"
+        assert healthy["api"]["requests_last_minute"].get("200", 0) >= 4
+        emulator.set_phase("hang")
+        sick = status_until(cfg, 1)
+        assert any(p.startswith("the watch of pods is failing") for p in sick["problems"])
+        text = subprocess.run([str(KUBEMETA_BIN), "status", "--config", str(cfg)],
+                              capture_output=True, text=True, timeout=60).stdout
+        assert text.startswith("DEGRADED kubemeta ") and "watch pods: FAILING" in text
+        emulator.set_phase("ok")
+        back = status_until(cfg, 0)
+        assert back["leader"]["pid"] == healthy["leader"]["pid"]
+    # No helper any more: nobody can tell.
+    code, report = status(cfg)
+    assert code == 3 and report["text"].startswith("UNKNOWN no kubemeta helper answered")

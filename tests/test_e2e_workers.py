@@ -5,6 +5,7 @@ over, and no helper orphaned by idle worker threads."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -234,3 +235,59 @@ def test_idle_worker_threads_orphan_no_helper(tmp_path: Path, emulator: ApiEmula
     shipped = count_helpers_over_idle_spells(tmp_path / "never", emulator, token_file, "-1")
     assert max(control) > 2, f"the control did not orphan helpers: {control}"
     assert max(shipped) <= 2, shipped
+
+
+def prometheus_value(path: Path, metric: str) -> float | None:
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return None
+    for line in text.splitlines():
+        if line.startswith(metric + " "):
+            return float(line.split()[1])
+    return None
+
+
+def test_the_node_counts_every_helpers_lines_and_never_fewer(
+        tmp_path: Path, emulator: ApiEmulator, token_file: Path) -> None:
+    pods = cluster(emulator)
+    prom, stats = tmp_path / "kubemeta.prom", tmp_path / "stats.json"
+    cfg = kubemeta_config(tmp_path, emulator, token_file, node_name="node-1",
+                          watch_start_jitter=0, prometheus_file=str(prom),
+                          stats_file=str(stats), stats_interval=0.2)
+    files = [container_log(tmp_path, ns, name, "app") for ns, name in pods]
+    seen: list[float] = []
+
+    def node_count_reaches(n: int) -> None:
+        deadline = time.monotonic() + 60
+        while True:
+            value = prometheus_value(prom, "kubemeta_recordseen_total")
+            if value is not None and (not seen or value != seen[-1]):
+                seen.append(value)
+            if value == n:
+                return
+            assert time.monotonic() < deadline, f"the node counted {seen[-3:]}, not {n}"
+            time.sleep(0.05)
+
+    with Rsyslog(tmp_path, snippet(tmp_path, cfg, 2)) as rs:
+        for k in range(150):
+            for f in files:
+                write_lines(f, [docker_line(f"{f.name.split('_')[0]} {k}")])
+        first = len(files) * 150
+        rs.wait_records(first, timeout=120)
+        node_count_reaches(first)
+        # Each helper's own line: the node's figure is their sum, not the leader's.
+        own: dict[str, int] = {}
+        for line in stats.read_text().splitlines():
+            rec = json.loads(line)
+            if rec["name"].startswith("kubemeta("):
+                own[rec["name"]] = rec["recordseen"]
+        assert len(own) == 2 and sum(own.values()) == first and min(own.values()) > 0, own
+        log = tmp_path / "kubemeta.log"
+        os.kill(leader_pid(log), signal.SIGKILL)
+        wait_log(log, "leading this node's helpers now")
+        for f in files:
+            write_lines(f, [docker_line(f"{f.name.split('_')[0]} after")])
+        rs.wait_records(first + len(files), timeout=60)
+        node_count_reaches(first + len(files))
+    assert seen == sorted(seen), f"the node's count went back: {seen}"

@@ -24,7 +24,8 @@ LAYERS: list[tuple[str, ...]] = [
     ("share",),
     ("shell",),
     # The composition root and what reads a Config: no part below sees one.
-    ("confighelp", "config", "configfile", "app", "roles", "serve", "checks", "cli", "__main__"),
+    ("confighelp", "config", "configfile", "app", "roles", "serve", "checks", "statuscmd",
+     "cli", "__main__"),
 ]
 # Bytes and values in, values out: no sockets, threads, clocks, files or logs.
 SANS_IO = ("wire", "model", "cache/policy", "cache/scheduler", "cache/rules", "errors",

@@ -7,24 +7,11 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from kubemeta.cache.store import MetadataStore
-from kubemeta.model.identify import PodRef
-from kubemeta.model.schema import NamespaceMeta, PodMeta
+from kubemeta import __version__
+from kubemeta.shell import nodecounters
 from kubemeta.shell.stats import StatsWriter, impstats_line, prometheus_text, snapshot
 
-from fakes import FakeClock, FakeFetcher, make_store
-
-POD = PodMeta("uid-1", {"app": "web"}, None, "node-1")
-NS = NamespaceMeta("ns-uid", None, None, None)
-
-
-def store_with_traffic() -> tuple[MetadataStore, FakeClock]:
-    clock = FakeClock()
-    store = make_store(FakeFetcher({("shop", "web-1"): POD}, {"shop": NS}), clock, workers=1)
-    store.lookup(PodRef("shop", "web-1", "app", None, None), clock() + 10)
-    store.lookup(PodRef("shop", "gone", "app", None, None), clock() + 10)
-    assert store.wait_idle(10)
-    return store, clock
+from fakes import store_with_traffic
 
 
 def test_snapshot_has_mmkubernetes_names_and_ours() -> None:
@@ -51,10 +38,16 @@ def test_impstats_line_is_flat_json() -> None:
 
 
 def test_prometheus_text_format() -> None:
-    text = prometheus_text({"recordseen": 3, "breakerstate": 1, "apirequests": {"403": 4}})
-    assert "# TYPE kubemeta_recordseen counter\nkubemeta_recordseen 3\n" in text
+    text = prometheus_text({"recordseen": 3, "breakerstate": 1, "apirequests": {"403": 4},
+                            "watchup": {"pods": 1}}, written=1700000000.5)
+    assert "# TYPE kubemeta_recordseen_total counter\nkubemeta_recordseen_total 3\n" in text
     assert "# TYPE kubemeta_breakerstate gauge\nkubemeta_breakerstate 1\n" in text
-    assert 'kubemeta_apirequests{status="403"} 4\n' in text
+    assert 'kubemeta_apirequests_total{status="403"} 4\n' in text
+    assert 'kubemeta_watchup{resource="pods"} 1\n' in text
+    assert f'kubemeta_build_info{{version="{__version__}",python="' in text
+    assert "kubemeta_last_write_timestamp_seconds 1700000000.500\n" in text
+    helps = [line for line in text.splitlines() if line.startswith("# HELP ")]
+    assert len(helps) == 6 and all(len(h.split(" ", 3)[3]) > 10 for h in helps)
 
 
 def test_writer_appends_json_and_replaces_prom_file(tmp_path: Path) -> None:
@@ -63,9 +56,11 @@ def test_writer_appends_json_and_replaces_prom_file(tmp_path: Path) -> None:
                     str(tmp_path / "kubemeta.prom"))
     w.write()
     w.write()
-    lines = (tmp_path / "stats.json").read_text().splitlines()
-    assert len(lines) == 2 and json.loads(lines[0])["podmetadatasuccess"] == 1
-    assert "kubemeta_podmetadatasuccess 1" in (tmp_path / "kubemeta.prom").read_text()
+    lines = [json.loads(line) for line in (tmp_path / "stats.json").read_text().splitlines()]
+    # Its own line, and the node's (a helper alone is its node), named as mmkubernetes's.
+    assert [line["name"] for line in lines] == ["kubemeta(x)", "mmkubernetes()"] * 2
+    assert lines[0]["podmetadatasuccess"] == 1
+    assert "kubemeta_podmetadatasuccess_total 1" in (tmp_path / "kubemeta.prom").read_text()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["kubemeta.prom", "stats.json"]
     assert (tmp_path / "kubemeta.prom").stat().st_mode & 0o777 == 0o644  # node-exporter reads it
     assert (tmp_path / "stats.json").stat().st_mode & 0o777 == 0o640
@@ -108,3 +103,31 @@ def caplog_of(name: str) -> Iterator[list[logging.LogRecord]]:
         yield records
     finally:
         logger.removeHandler(handler)
+
+
+def test_counts_add_up_key_by_key() -> None:
+    total = nodecounters.add({"recordseen": 2, "apirequests": {"200": 1}},
+                             {"recordseen": 3, "apirequests": {"200": 2, "403": 1},
+                              "flag": True, "name": "x"})
+    assert total == {"recordseen": 5, "apirequests": {"200": 3, "403": 1}}
+
+
+def test_a_helpers_counts_outlive_it(tmp_path: Path) -> None:
+    leader = nodecounters.NodeCounters(str(tmp_path), "g1")
+    # Another helper of the group, alive (this test's parent process stands for it)...
+    parent = os.getppid()
+    alive = tmp_path / f"counters-g1-{parent}-{nodecounters._started(parent)}.json"
+    alive.write_text('{"recordseen": 10, "apirequests": {"200": 1}}')
+    # ...one that is gone, and one of another group, never counted here.
+    gone = tmp_path / "counters-g1-999999999-12345.json"
+    gone.write_text('{"recordseen": 100}')
+    (tmp_path / "counters-g2-999999998-1.json").write_text('{"recordseen": 1000}')
+    first = leader.totals({"recordseen": 1})
+    assert first == {"recordseen": 111, "apirequests": {"200": 1}}
+    assert not gone.exists() and alive.exists()  # retired: added once, kept in the sum
+    assert leader.totals({"recordseen": 2})["recordseen"] == 112
+    # The other helper takes the lead: it counts the first one's published counts.
+    leader.publish({"recordseen": 3})
+    other = nodecounters.NodeCounters(str(tmp_path), "g1", pid=parent)
+    assert other.totals({"recordseen": 10})["recordseen"] == 113
+    assert (Path(leader.path).stat().st_mode & 0o777) == 0o600

@@ -41,3 +41,4 @@ class FeedHealth:
 
     up: bool = False                 # listed, and its watch not failing
     last_heard: float | None = None  # a list, a watch opened, an event or a bookmark
+    last_error: str | None = None    # why it last failed

@@ -76,6 +76,7 @@ class Lookups:
         self.api_ok = True      # the breaker is closed
         self.stalled = False    # a wait ran out; cleared by the next answer
         self.last_success: float | None = None
+        self.last_error: str | None = None  # the reason of the last failed lookup
         self._outage: tuple[float, int, int] | None = None  # start, stale, file-name-only
         self.ready = threading.Event()  # the fetcher is built (or cannot be)
         self._listing: dict[str, threading.Event] = {}  # first lists on their way
@@ -241,6 +242,7 @@ class Lookups:
 
     def _failed(self, key: Any, e: ApiError, internal: bool = False) -> None:
         now = self._clock()
+        self.last_error = e.reason
         with self._wake:
             had = self._caches.entry(key[0], key[1])
             change = self._sched.failed(key, now, e.reason, e.status, e.retry_after,

@@ -84,6 +84,12 @@ class MetadataStore:
         last = self._lookups.last_success
         return max([*heard, last]) if last is not None else max(heard, default=None)
 
+    @property
+    def last_error(self) -> str | None:
+        """Why the last lookup failed, or the last list or watch; None: none failed."""
+        errors = [h.last_error for h in list(self.feeds.values()) if h.last_error]
+        return self._lookups.last_error or (errors[0] if errors else None)
+
     def poke(self) -> None:
         """Re-evaluate the schedule now (the clock moved)."""
         with self._lock:

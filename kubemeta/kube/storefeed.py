@@ -103,6 +103,7 @@ class StoreFeed:
         self._store.list_over(self._kind)
         self._count(str(why.status))
         self.health.up = False
+        self.health.last_error = why.reason
         if self.stale_since is None:
             self.stale_since = self._clock()
             log.warning("%s: %s failed: %s; serving cached metadata, retrying", self.what,

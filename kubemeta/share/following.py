@@ -56,7 +56,7 @@ class LeaderClient(Fetcher):
 
     def hello(self) -> bool:
         try:
-            self._sock.sendto(encode_request(Request(0, "hello")),
+            self._sock.sendto(encode_request(Request(0, "hello", name=str(os.getpid()))),
                             socket_address(self._group.address))
         except OSError:
             return False

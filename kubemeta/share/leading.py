@@ -9,6 +9,7 @@ import logging
 import os
 import queue
 import socket
+from collections.abc import Callable
 from typing import Any
 
 from kubemeta import internal, jsonlib
@@ -47,6 +48,9 @@ class Leading:
 
     def __init__(self, group: Group, store: MetadataStore, wait: float,
                  clock: Clock = SYSTEM) -> None:
+        # The node's health, for ``kubemeta status`` (set by whoever builds this).
+        self.status: Callable[[], dict[str, Any]] | None = None
+        self._followers: dict[int, float] = {}  # pid: when it last said hello
         self._group = group
         self._store = store
         self._wait = wait
@@ -122,6 +126,11 @@ class Leading:
         req = got[0]
         if req.kind == "hello":
             self._last_hello = self._clock()
+            if req.name.isdigit():
+                self._followers[int(req.name)] = self._last_hello
+                if len(self._followers) > 1024:  # pids of followers long gone
+                    self._followers = {p: t for p, t in self._followers.items()
+                                       if self._last_hello - t <= FOLLOWER_TTL}
             return
         if not got[1]:
             return  # an unbound sender could not receive the answer
@@ -138,7 +147,18 @@ class Leading:
             return  # that follower is gone (or never was one)
         self.answered += 1
 
+    def followers(self) -> list[int]:
+        """The pids of the followers heard from lately."""
+        now = self._clock()
+        return [p for p, t in list(self._followers.items()) if now - t <= FOLLOWER_TTL]
+
     def answer(self, req: Request) -> Answer:
+        if req.kind == "status":
+            try:
+                return Answer(req.id, "ok", self.status() if self.status else {})
+            except Exception as e:  # a status question must not cost the leader
+                internal.report("answering a status question", e)
+                return Answer(req.id, "unavailable", reason=f"leader: {type(e).__name__}")
         if req.kind == "ready":
             ok = self._store.wait_ready(self._store.STARTUP_GRACE)
             return Answer(req.id, "ok", {}) if ok else Answer(req.id, "unavailable",

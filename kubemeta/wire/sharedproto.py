@@ -20,9 +20,10 @@ from kubemeta import jsonlib
 from kubemeta.errors import KubemetaError
 
 # A follower's questions; "hello" says a follower exists (the leader publishes
-# only while one does) and asks for nothing; "ready" is answered once the
-# leader can ask the API (its client is built).
-KINDS = ("pod", "ns", "hello", "ready")
+# only while one does; ``name`` carries its pid) and asks for nothing; "ready"
+# is answered once the leader can ask the API (its client is built); "status"
+# (from ``kubemeta status``) is answered with the node's health.
+KINDS = ("pod", "ns", "hello", "ready", "status")
 # The leader's answers: the metadata; the API says it does not exist; the
 # leader could not find out (``reason`` says why).
 STATUSES = ("ok", "missing", "unavailable")
@@ -39,6 +40,11 @@ class Group:
     shared_path: str
     snapshot_path: str  # the warm-start snapshot: one per group, as the view
     address: str  # the leader's socket: a file in state_dir, which no other user can take
+
+    @property
+    def key(self) -> str:
+        """What names the group's files in state_dir."""
+        return os.path.basename(self.lock_path).removeprefix("leader-").removesuffix(".lock")
 
     @classmethod
     def of(cls, state_dir: str, ident: dict[str, Any]) -> Group:
