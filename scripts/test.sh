@@ -16,7 +16,7 @@ start=$SECONDS
 KUBEMETA_EXTRAS=test
 # What building, checking and testing the Debian packages and the Puppet module need.
 KUBEMETA_APT_EXTRA="debhelper dh-python pybuild-plugin-pyproject python3-all python3-setuptools
-  lintian autopkgtest man-db python3-pytest puppet mmdebstrap"
+  lintian autopkgtest man-db python3-pytest puppet mmdebstrap logrotate"
 # shellcheck source=scripts/bootstrap.sh
 . scripts/bootstrap.sh
 

@@ -89,6 +89,16 @@ def test_table_mode_daemon_is_installed_inactive_with_an_empty_table() -> None:
     assert table.stat().st_mode & 0o777 == 0o640
 
 
+def test_logrotate_knows_kubemetas_files(tmp_path: Path) -> None:
+    conf = Path("/etc/logrotate.d/kubemeta")
+    text = conf.read_text()
+    assert "/var/log/kubemeta/*.log" in text and "copytruncate" in text
+    out = subprocess.run(["/usr/sbin/logrotate", "-d", "-s", str(tmp_path / "state"), str(conf)],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert "error" not in out.stderr.lower(), out.stderr
+
+
 def test_man_page() -> None:
     path = subprocess.run(["man", "-w", "kubemeta"], capture_output=True, text=True,
                           check=True).stdout.strip()
