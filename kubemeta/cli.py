@@ -47,6 +47,13 @@ def _parser() -> argparse.ArgumentParser:
         sp.add_argument("--config", metavar="PATH", help="YAML configuration file")
         if name == "enrich":
             sp.add_argument("input", nargs="?", default="-", help="file of lines (- for stdin)")
+            sp.add_argument("--raw", metavar="FILE_NAME",
+                            help="the lines are a container log file's own (docker json-file "
+                                 "or CRI), from the file of this name (/var/log/containers/"
+                                 "...); print each record's $! as rsyslog would write it")
+            sp.add_argument("--explain", action="store_true",
+                            help="say on stderr, line by line, which pod the record named "
+                                 "and where its metadata came from")
         if name == "check":
             sp.add_argument("--config-only", action="store_true",
                             help="only validate the config: no API, no files written "
@@ -235,42 +242,15 @@ def _say_config(path: str | None, loaded: configfile.Loaded, problems: list[str]
 
 
 def _enrich(args: argparse.Namespace) -> int:
-    from kubemeta.app import App
-    from kubemeta.wire.framing import LineFramer
+    from kubemeta import replay
 
     try:
-        cfg = configfile.load(args.config, _overrides(args))
+        overrides = _overrides(args)
     except ConfigError as e:
-        print(f"kubemeta: configuration error: {e}", file=sys.stderr)
+        print(f"kubemeta enrich: {e}", file=sys.stderr)
         return 2
-    logsink.setup(None, cfg.log_level, helper=False, journal=False)
-    _log_to_stderr(cfg.log_level)
-    app = App(cfg)
-    store = app.start_store(app.store())
-    # Replay is not latency-bound: wait for the API as long as a request may take.
-    deadline = None if args.set_lookup_deadline else (
-        cfg.api_connect_timeout + cfg.api_read_timeout)
-    enricher = app.enricher(store, deadline)
-    framer = LineFramer(cfg.max_line_bytes)
-    src = sys.stdin.buffer if args.input == "-" else open(args.input, "rb")  # noqa: SIM115
-    out = sys.stdout.buffer
-    with src:
-        for chunk in iter(lambda: src.read(1 << 16), b""):
-            for frame in framer.feed(chunk):
-                out.write(enricher.reply(frame))
-        if framer.pending():
-            for frame in framer.feed(b"\n"):
-                out.write(enricher.reply(frame))
-    out.flush()
-    return 0
-
-
-def _log_to_stderr(level: str) -> None:
-    h = logging.StreamHandler(sys.stderr)
-    h.setFormatter(logging.Formatter("kubemeta: %(levelname)s %(message)s"))
-    root = logging.getLogger("kubemeta")
-    root.handlers = [h]
-    root.setLevel(level.upper())
+    return replay.run(args.config, overrides, args.input, raw=args.raw, explain=args.explain,
+                      deadline_given=args.set_lookup_deadline is not None)
 
 
 def _check(args: argparse.Namespace) -> int:

@@ -205,3 +205,52 @@ def test_an_incompatible_client_library_is_an_internal_error_not_an_outage(
     assert out.returncode == 2, out.stdout
     assert "FAIL building the API client: internal error TypeError" in out.stdout
     assert "not an API problem" in out.stdout
+
+
+def test_enrich_names_a_file_it_cannot_read(tmp_path: Path) -> None:
+    cfg = tmp_path / "k.yaml"
+    cfg.write_text("kubernetes_url: https://127.0.0.1:9\n")
+    out = subprocess.run([str(KUBEMETA_BIN), "enrich", "--config", str(cfg),
+                          str(tmp_path / "absent.log")], capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 2
+    assert out.stderr == f"kubemeta enrich: cannot read {tmp_path / 'absent.log'}: " \
+                         "No such file or directory\n"
+
+
+def test_enrich_raw_container_lines_as_rsyslog_would_write_them(
+        tmp_path: Path, world: ApiEmulator, token_file: Path) -> None:
+    cfg = plain_config(tmp_path, world, token_file=str(token_file))
+    cid = container_id("shop", "web-1", "app")
+    name = f"/var/log/containers/web-1_shop_app-{cid}.log"
+    docker = b'{"log":"hello\\n","stream":"stdout","time":"2026-12-04T10:00:00.1Z"}\n'
+    cri = b"2026-12-04T10:00:00.2Z stderr F oops\n"
+    out = subprocess.run([str(KUBEMETA_BIN), "enrich", "--config", str(cfg), "--raw", name,
+                          "--explain"], input=docker + cri + b"not json at all\n",
+                         capture_output=True, timeout=60, check=True)
+    first, second, third = (json.loads(x) for x in out.stdout.splitlines())
+    assert (first["log"], first["stream"]) == ("hello\n", "stdout")
+    assert first["kubernetes"]["labels"] == {"app": "web-1"}
+    assert first["docker"] == {"container_id": cid}
+    assert first["metadata"] == {"filename": name, "fileoffset": "0"}
+    assert (second["log"], second["stream"]) == ("oops\n", "stderr")  # CRI, unframed
+    assert second["kubernetes"]["pod_name"] == "web-1"
+    assert third["kubernetes"]["namespace_name"] == "shop"
+    said = out.stderr.decode().splitlines()
+    assert said[0] == "kubemeta: line 1: pod shop/web-1, container app: metadata asked of " \
+                      "the API for this line"
+    assert said[1] == "kubemeta: line 2: pod shop/web-1, container app: metadata from the cache"
+
+
+def test_enrich_explains_what_a_record_got(tmp_path: Path, world: ApiEmulator,
+                                           token_file: Path) -> None:
+    cfg = plain_config(tmp_path, world, token_file=str(token_file))
+    lines = b"".join(x + b"\n" for x in (
+        line_for("ghost"), line_for("ghost"), fulljson("/var/log/elsewhere/x.log")))
+    out = subprocess.run([str(KUBEMETA_BIN), "enrich", "--config", str(cfg), "--explain"],
+                         input=lines, capture_output=True, timeout=60, check=True)
+    said = out.stderr.decode().splitlines()
+    assert said[0] == "kubemeta: line 1: pod shop/ghost, container app: file-name fields " \
+                      "only: the API says it does not exist"
+    assert said[1].endswith("the API said it does not exist (remembered for not_found_ttl)")
+    assert said[2].startswith("kubemeta: line 3: no pod named: the file name matches none")

@@ -25,6 +25,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("shell",),
     # The composition root and what reads a Config: no part below sees one.
     ("confighelp", "config", "configfile", "app", "roles", "serve", "checks", "statuscmd",
+     "replay",
      "cli", "__main__"),
 ]
 # Bytes and values in, values out: no sockets, threads, clocks, files or logs.

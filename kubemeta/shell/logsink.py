@@ -176,3 +176,12 @@ def _log_thread_uncaught(args: threading.ExceptHookArgs) -> None:
     logging.getLogger("kubemeta").critical(
         "uncaught exception in thread %s", args.thread.name if args.thread else "?",
         exc_info=(args.exc_type, args.exc_value, args.exc_traceback), extra={"event": "bug"})
+
+
+def to_stderr(level: str) -> None:
+    """For the commands a person runs (enrich): kubemeta's log on stderr."""
+    h = logging.StreamHandler(sys.stderr)
+    h.setFormatter(logging.Formatter("kubemeta: %(levelname)s %(message)s"))
+    root = logging.getLogger("kubemeta")
+    root.handlers = [h]
+    root.setLevel(level.upper())
