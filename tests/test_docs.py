@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import kubemeta
@@ -38,3 +40,13 @@ def test_package_version_is_the_code_s() -> None:
     first = (REPO / "debian" / "changelog").read_text().splitlines()[0]
     assert first.startswith(f"kubemeta ({kubemeta.__version__}) ")
     assert f'"kubemeta {kubemeta.__version__}"' in (REPO / "debian" / "kubemeta.1").read_text()
+
+
+def test_the_configuration_man_page_is_written_from_the_code() -> None:
+    out = subprocess.run([sys.executable, str(REPO / "scripts" / "manconfig.py")],
+                         capture_output=True, text=True, check=True).stdout
+    page = (REPO / "debian" / "kubemeta.yaml.5").read_text()
+    assert out == page, "run: python3 scripts/manconfig.py > debian/kubemeta.yaml.5"
+    for key in config.field_names():
+        assert f".B {key.replace('-', chr(92) + '-')}\n" in page, key
+    assert ".SH EXAMPLES" in page

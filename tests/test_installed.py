@@ -107,6 +107,9 @@ def test_man_page() -> None:
                           env={"MANWIDTH": "80", "PATH": "/usr/bin:/bin", "MANPAGER": "cat"})
     assert "kubemeta mmexternal" in page.stdout
     assert "/usr/share/kubemeta/rsyslog.d/" in page.stdout
+    path = subprocess.run(["man", "-w", "5", "kubemeta.yaml"], capture_output=True, text=True,
+                          check=True).stdout.strip()
+    assert path == "/usr/share/man/man5/kubemeta.yaml.5.gz"
 
 
 def test_installed_snippet_enriches_through_rsyslogd(tmp_path: Path, emulator: ApiEmulator,
