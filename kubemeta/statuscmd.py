@@ -100,7 +100,8 @@ def describe(r: Mapping[str, Any]) -> str:
                  + (f"; last error: {a['last_error']}" if a.get("last_error") else ""))
     requests = a["requests_last_minute"]
     lines.append("API requests in the last minute: "
-                 + (", ".join(f"{n} x {s}" for s, n in requests.items()) or "none"))
+                 + (", ".join(f"{n} x {k.replace('.', ' ')}" for k, n in requests.items())
+                    or "none"))
     lines += [f"config problem: {p}" for p in r.get("config_problems", [])]
     if r.get("internal_errors"):
         lines.append(f"internal errors: {r['internal_errors']} (see the log's CRITICAL lines)")

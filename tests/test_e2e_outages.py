@@ -58,7 +58,7 @@ def test_rolling_control_plane_upgrade(tmp_path: Path, emulator: ApiEmulator,
         "Kubernetes API unavailable: connection refused" in res.log
     # The counters saw it: requests by status, lines served stale or file-name only.
     last = res.stats[-1]
-    assert last["apirequests.403"] >= 1 and last["breakerstate"] == 0
+    assert last["apirequests.get.403"] >= 1 and last["breakerstate"] == 0
     assert last["linesfilenameonly"] >= 1
 
 

@@ -259,7 +259,8 @@ def test_the_metrics_tell_a_hanging_api_from_a_quiet_healthy_one(
         assert quiet['kubemeta_watchup{resource="namespaces"}'] == 1
         assert 0 <= quiet['kubemeta_watchsecondssinceheard{resource="pods"}'] < 3
         assert 0 <= quiet["kubemeta_secondssincelastsuccess"] < 3  # no GET since the start
-        assert quiet['kubemeta_apirequests_total{status="200"}'] >= 4  # two lists, two watches
+        assert quiet['kubemeta_apirequests_total{verb="list",status="200"}'] >= 2  # pods, ns
+        assert quiet['kubemeta_apirequests_total{verb="watch",status="200"}'] >= 2
         emulator.set_phase("hang")  # the watches are cut, and nothing answers any more
         hung = prometheus(prom, time.time() + 1)
         assert hung['kubemeta_watchup{resource="pods"}'] == 0
@@ -303,7 +304,7 @@ def test_status_tells_a_hanging_api_and_its_recovery(tmp_path: Path, emulator: A
         healthy = status_until(cfg, 0)
         assert healthy["problems"] == [] and healthy["watches"]["pods"]["up"] is True
         assert healthy["cache"]["pods"] == 1 and healthy["api"]["breaker"] == "closed"
-        assert healthy["api"]["requests_last_minute"].get("200", 0) >= 4
+        assert healthy["api"]["requests_last_minute"].get("list.200", 0) >= 2
         emulator.set_phase("hang")
         sick = status_until(cfg, 1)
         assert any(p.startswith("the watch of pods is failing") for p in sick["problems"])

@@ -31,12 +31,12 @@ def test_requests_of_the_last_minute_come_from_samples() -> None:
     health = Health(store, clock, followers=lambda: [42])
     health.sample()
     clock.advance(30)
-    store.counters.apirequests["200"] += 3
+    store.counters.apirequests["get.200"] += 3
     health.sample()
     clock.advance(40)  # the first sample is now 70 s old: out of the minute
-    store.counters.apirequests["503"] += 1
+    store.counters.apirequests["watch.503"] += 1
     report = health.report()
-    assert report["api"]["requests_last_minute"] == {"503": 1}
+    assert report["api"]["requests_last_minute"] == {"watch.503": 1}
     assert report["followers"] == [42] and report["watches"]["pods"]["up"] is True
     assert report["watches"]["pods"]["seconds_since_heard"] == 70.0
     assert report["problems"] == []

@@ -164,7 +164,7 @@ def test_a_watch_from_a_version_the_server_has_not_reached_lists_again(
         def apply(self, event: Any) -> None:
             pass
 
-        def stale(self, why: ApiError) -> None:
+        def stale(self, why: ApiError, verb: str = "list") -> None:
             raise AssertionError(f"not an outage: {why}")
 
         def live(self) -> None:

@@ -90,8 +90,9 @@ class RecordingView:
             self.objects[name] = ev.obj
         self.log.append(f"{ev.type} {name}")
 
-    def stale(self, why: ApiError) -> None:
-        self.log.append(f"stale {why.reason}")
+    def stale(self, why: ApiError, verb: str = "list") -> None:
+        self.log.append(f"stale {why.reason}" if verb == "list" else
+                        f"stale {why.reason} ({verb})")
 
     def live(self) -> None:
         self.log.append("live")
@@ -206,3 +207,15 @@ def test_the_loop_survives_anything_and_jitters_its_start() -> None:
     assert view.log[:2] == ["stale internal error: RuntimeError",
                             "stale list answer has no resourceVersion"]
     assert view.log[2:] == ["replace 0", "live"]
+
+
+def test_a_failure_says_whether_the_list_or_the_watch_failed() -> None:
+    api, view, sleeps = FakeApi(), RecordingView(), []
+    api.items = [pod("web-1", 90)]
+    api.streams = [[ApiError("403 Forbidden", 403)]]
+    r = reflector(api, view, sleeps)
+    stop = threading.Event()
+    r._sleep = lambda seconds: stop.set()  # once it backs off from the first failure
+    r.run(stop)
+    assert view.log == ["replace 1", "stale 403 Forbidden (watch)"]
+    assert view.opens == 1

@@ -27,22 +27,23 @@ def test_snapshot_has_mmkubernetes_names_and_ours() -> None:
                  "secondssincelastsuccess", "lookupspending", "apirequests"):
         assert name in v, name
     assert v["podmetadatasuccess"] == 1 and v["podmetadatanotfound"] == 1
-    assert v["apirequests"] == {"200": 2, "404": 1}
+    assert v["apirequests"] == {"get.200": 2, "get.404": 1}
     assert v["secondssincelastsuccess"] == 5.0 and v["breakerstate"] == 0
 
 
 def test_impstats_line_is_flat_json() -> None:
-    line = impstats_line({"recordseen": 3, "apirequests": {"200": 2, "403": 1}}, "kubemeta(x)")
+    line = impstats_line({"recordseen": 3, "apirequests": {"get.200": 2, "watch.403": 1}},
+                         "kubemeta(x)")
     assert json.loads(line) == {"name": "kubemeta(x)", "origin": "kubemeta", "recordseen": 3,
-                                "apirequests.200": 2, "apirequests.403": 1}
+                                "apirequests.get.200": 2, "apirequests.watch.403": 1}
 
 
 def test_prometheus_text_format() -> None:
-    text = prometheus_text({"recordseen": 3, "breakerstate": 1, "apirequests": {"403": 4},
+    text = prometheus_text({"recordseen": 3, "breakerstate": 1, "apirequests": {"list.403": 4},
                             "watchup": {"pods": 1}}, written=1700000000.5)
     assert "# TYPE kubemeta_recordseen_total counter\nkubemeta_recordseen_total 3\n" in text
     assert "# TYPE kubemeta_breakerstate gauge\nkubemeta_breakerstate 1\n" in text
-    assert 'kubemeta_apirequests_total{status="403"} 4\n' in text
+    assert 'kubemeta_apirequests_total{verb="list",status="403"} 4\n' in text
     assert 'kubemeta_watchup{resource="pods"} 1\n' in text
     assert f'kubemeta_build_info{{version="{__version__}",python="' in text
     assert "kubemeta_last_write_timestamp_seconds 1700000000.500\n" in text

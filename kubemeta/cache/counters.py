@@ -32,7 +32,8 @@ class Counters:
     sinklines: int = 0           # omprog: lines the sink took
     sinkfailures: int = 0        # omprog: writes that failed and were answered with an error
     sharedviewtooold: int = 0    # a follower dropped its leader's view as too old
-    apirequests: Counter[str] = field(default_factory=Counter)  # by HTTP status, 0: none
+    # API requests by verb and HTTP status ("get.200", "list.403", "watch.0"; 0: no answer)
+    apirequests: Counter[str] = field(default_factory=Counter)
 
 
 @dataclass

@@ -195,15 +195,15 @@ class Lookups:
         try:
             value = self._fetch(fetcher, key)
         except ApiNotFound:
-            self.counters.apirequests["404"] += 1
+            self.counters.apirequests["get.404"] += 1
             self._count(kind, "notfound")
             self._answered(key, None)
         except ApiError as e:
-            self.counters.apirequests[str(e.status)] += 1
+            self.counters.apirequests[f"get.{e.status}"] += 1
             self._count(kind, "busy" if e.status == 429 else "error")
             self._failed(key, e)
         except ShapeError as e:
-            self.counters.apirequests["200"] += 1
+            self.counters.apirequests["get.200"] += 1
             self._count(kind, "error")
             self._unusable(key, str(e))
         except Exception as e:  # a bug, or a library kubemeta cannot work with
@@ -212,7 +212,7 @@ class Lookups:
             # Paced like a failure (backoff, breaker), so lines stop waiting for it.
             self._failed(key, ApiError(f"internal error: {type(e).__name__}"), internal=True)
         else:
-            self.counters.apirequests["200"] += 1
+            self.counters.apirequests["get.200"] += 1
             self._count(kind, "success")
             self._answered(key, value)
 

@@ -49,8 +49,9 @@ class Feed(Protocol):
     def apply(self, event: WatchEvent) -> None:
         """ADDED, MODIFIED or DELETED."""
 
-    def stale(self, why: ApiError) -> None:
-        """What was delivered may be missing changes until the next list or watch works."""
+    def stale(self, why: ApiError, verb: str = "list") -> None:
+        """What was delivered may be missing changes until the next list or watch
+        works; ``verb`` says which of the two failed."""
 
     def live(self) -> None:
         """A watch is open again after a failure: changes are delivered again."""
@@ -80,13 +81,14 @@ class Reflector:
         if self._start_jitter > 0:
             self._sleep(self._rng.uniform(0, self._start_jitter))
         while stop is None or not stop.is_set():
+            verb = "list" if self.rv is None else "watch"
             try:
                 self.step()
             except ApiError as e:
-                self._failed(e)
+                self._failed(e, verb)
             except Exception as e:  # nothing may end the loop
                 internal.report(f"the {self.what} loop", e)
-                self._failed(ApiError(f"internal error: {type(e).__name__}"))
+                self._failed(ApiError(f"internal error: {type(e).__name__}"), verb)
 
     def step(self) -> None:
         """One list, or one watch until it ends. Raises ApiError on failure."""
@@ -141,7 +143,7 @@ class Reflector:
             self.failures = 0
             self._feed.live()
 
-    def _failed(self, e: ApiError) -> None:
+    def _failed(self, e: ApiError, verb: str) -> None:
         self.failures += 1
-        self._feed.stale(e)
+        self._feed.stale(e, verb)
         self._sleep(self._backoff.delay(self.failures))

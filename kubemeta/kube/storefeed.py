@@ -63,7 +63,7 @@ class StoreFeed:
             if shaped is not None:
                 entries[shaped[0]] = shaped[1]
         self._store.replace_watched(self._kind, entries)
-        self._count("200")
+        self._count("list.200")
         self.health.up = True
         self.heard()
         if not self.synced:
@@ -76,7 +76,7 @@ class StoreFeed:
         return entries
 
     def opened(self) -> None:
-        self._count("200")
+        self._count("watch.200")
         self.heard()
 
     def _count(self, status: str) -> None:
@@ -99,9 +99,10 @@ class StoreFeed:
             log.debug("%s: %s %s applied", self.what, event.type,
                       "/".join(key) if isinstance(key, tuple) else key)
 
-    def stale(self, why: ApiError) -> None:
+    def stale(self, why: ApiError, verb: str = "list") -> None:
+        """``verb``: what failed, a list or a watch."""
         self._store.list_over(self._kind)
-        self._count(str(why.status))
+        self._count(f"{verb}.{why.status}")
         self.health.up = False
         self.health.last_error = why.reason
         if self.stale_since is None:

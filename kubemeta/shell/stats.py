@@ -27,7 +27,8 @@ _BREAKER = {BreakerState.CLOSED: 0, BreakerState.OPEN: 1, BreakerState.HALF_OPEN
 _GAUGES = {"breakerstate", "secondssincelastsuccess", "lookupspending", "configproblems",
            "watchup", "watchsecondssinceheard", "helpers", "podcachenumentries",
            "namespacecachenumentries"}
-_LABEL = {"apirequests": "status"}  # the label of a metric with several values; else resource
+# The labels of a metric with several values, from its keys ("get.200"); else resource.
+_LABELS = {"apirequests": ("verb", "status")}
 
 _HELP = {
     "recordseen": "records that named a pod",
@@ -58,7 +59,7 @@ _HELP = {
     "secondssincelastsuccess": "seconds since the API last answered a lookup, a list or a "
                                "watch (events and bookmarks count; -1: never)",
     "lookupspending": "lookups waiting for the API",
-    "apirequests": "API requests by HTTP status (0: no answer)",
+    "apirequests": "API requests by verb (get, list, watch) and HTTP status (0: no answer)",
     "internalerrors": "internal errors: bugs or an unusable library, not API outages",
     "watchup": "1 while the list-and-watch of this resource works, 0 while it fails "
                "(cached metadata is served meanwhile)",
@@ -131,8 +132,13 @@ def prometheus_text(values: Mapping[str, Any], written: float | None = None) -> 
         lines.append(f"# HELP {metric} {_HELP.get(k, k)}")
         lines.append(f"# TYPE {metric} {'gauge' if gauge else 'counter'}")
         if isinstance(v, dict):
-            label = _LABEL.get(k, "resource")
-            lines.extend(f'{metric}{{{label}="{s}"}} {n}' for s, n in sorted(v.items()))
+            names = _LABELS.get(k, ("resource",))
+            for key, n in sorted(v.items()):
+                values = key.split(".", len(names) - 1)
+                values = ["unknown"] * (len(names) - len(values)) + values
+                labels = ",".join(f'{name}="{value}"'
+                                  for name, value in zip(names, values, strict=True))
+                lines.append(f"{metric}{{{labels}}} {n}")
         else:
             lines.append(f"{metric} {v}")
     return "\n".join(lines) + "\n"
