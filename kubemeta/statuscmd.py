@@ -94,7 +94,11 @@ def describe(r: Mapping[str, Any]) -> str:
                  f"{'none' if age is None else f'{age:.0f} s old'}")
     a = r["api"]
     since = a["seconds_since_success"]
-    lines.append(f"API: breaker {a['breaker']}, last answer "
+    probe = a.get("next_probe_in_seconds")
+    lines.append(f"API: breaker {a['breaker']}"
+                 + (f" after {a['consecutive_failures']} failures, next probe in {probe:.0f} s"
+                    if probe is not None else "")
+                 + ", last answer "
                  f"{'never' if since is None else f'{since:.0f} s ago'}, "
                  f"{a['lookups_pending']} lookups pending"
                  + (f"; last error: {a['last_error']}" if a.get("last_error") else ""))

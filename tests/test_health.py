@@ -40,3 +40,5 @@ def test_requests_of_the_last_minute_come_from_samples() -> None:
     assert report["followers"] == [42] and report["watches"]["pods"]["up"] is True
     assert report["watches"]["pods"]["seconds_since_heard"] == 70.0
     assert report["problems"] == []
+    assert (report["api"]["breaker"], report["api"]["consecutive_failures"],
+            report["api"]["next_probe_in_seconds"]) == ("closed", 0, None)

@@ -17,7 +17,7 @@ from typing import Any
 
 from kubemeta import internal
 from kubemeta.cache.counters import Counters
-from kubemeta.cache.policy import Backoff, BreakerState
+from kubemeta.cache.policy import Backoff, Breaker, BreakerState
 from kubemeta.cache.rules import Caches
 from kubemeta.cache.scheduler import Change, LookupScheduler
 from kubemeta.clock import Clock
@@ -313,3 +313,7 @@ class Lookups:
 
     def breaker_state(self) -> BreakerState:
         return self._sched.breaker.state
+
+    def breaker(self) -> Breaker:
+        """The breaker as it is now: an immutable value."""
+        return self._sched.breaker

@@ -18,7 +18,7 @@ from typing import Any
 
 from kubemeta.cache.counters import Counters, FeedHealth
 from kubemeta.cache.lookups import Fetcher, Lookups, LookupSettings
-from kubemeta.cache.policy import BreakerState
+from kubemeta.cache.policy import Breaker, BreakerState
 from kubemeta.cache.rules import Caches, CacheSettings, Entry, Exported, PodKey, Shared
 from kubemeta.clock import SYSTEM, Clock
 from kubemeta.kinds import Kind
@@ -275,3 +275,6 @@ class MetadataStore:
 
     def breaker_state(self) -> BreakerState:
         return self._lookups.breaker_state()
+
+    def breaker(self) -> Breaker:
+        return self._lookups.breaker()

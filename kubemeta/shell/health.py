@@ -63,6 +63,7 @@ class Health:
 
     def report(self) -> dict[str, Any]:
         store, now = self._store, self._clock()
+        breaker = store.breaker()
         pods, namespaces = store.sizes()
         last = store.last_success
         watches = {r: {"up": h.up,
@@ -81,7 +82,10 @@ class Health:
             "watches": watches,
             "cache": {"pods": pods, "namespaces": namespaces,
                       "snapshot_age_seconds": snapshot_age},
-            "api": {"breaker": store.breaker_state().value,
+            "api": {"breaker": breaker.state.value,
+                    "consecutive_failures": breaker.failures,
+                    "next_probe_in_seconds": round(max(0.0, breaker.probe_at - now), 1)
+                    if breaker.state is BreakerState.OPEN else None,
                     "seconds_since_success": None if last is None else round(now - last, 1),
                     "last_error": store.last_error,
                     "lookups_pending": store.pending(),

@@ -134,10 +134,10 @@ def prometheus_text(values: Mapping[str, Any], written: float | None = None) -> 
         if isinstance(v, dict):
             names = _LABELS.get(k, ("resource",))
             for key, n in sorted(v.items()):
-                values = key.split(".", len(names) - 1)
-                values = ["unknown"] * (len(names) - len(values)) + values
-                labels = ",".join(f'{name}="{value}"'
-                                  for name, value in zip(names, values, strict=True))
+                parts = key.split(".", len(names) - 1)
+                parts = ["unknown"] * (len(names) - len(parts)) + parts
+                labels = ",".join(f'{name}="{part}"'
+                                  for name, part in zip(names, parts, strict=True))
                 lines.append(f"{metric}{{{labels}}} {n}")
         else:
             lines.append(f"{metric} {v}")
