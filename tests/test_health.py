@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+
+import pytest
+
 from kubemeta.cache.counters import FeedHealth
+from kubemeta.kinds import Kind
+from kubemeta.kube.storefeed import StoreFeed
+from kubemeta.model.schema import Shaper
 from kubemeta.shell.health import Health, problems
 
 from fakes import store_with_traffic
@@ -42,3 +49,14 @@ def test_requests_of_the_last_minute_come_from_samples() -> None:
     assert report["problems"] == []
     assert (report["api"]["breaker"], report["api"]["consecutive_failures"],
             report["api"]["next_probe_in_seconds"]) == ("closed", 0, None)
+
+
+def test_a_node_with_no_pods_is_warned_about(caplog: pytest.LogCaptureFixture) -> None:
+    store, clock = store_with_traffic()
+    feed = StoreFeed(store, Kind.POD, Shaper(True, "_", []), "pods on node web-host-1",
+                     clock, resource="pods")
+    with caplog.at_level(logging.WARNING, "kubemeta"):
+        feed.replace([])
+    assert "pods on node web-host-1: the API lists no pod there; is node_name this node's " \
+           "name in Kubernetes" in caplog.text
+    assert store.counters.apirequests["list.200"] == 1 and store.feeds["pods"].up

@@ -14,6 +14,7 @@ from kubemeta.cache.counters import FeedHealth
 from kubemeta.cache.store import MetadataStore
 from kubemeta.clock import SYSTEM, Clock
 from kubemeta.errors import ApiError, ShapeError
+from kubemeta.kinds import Kind
 from kubemeta.model.schema import Shaper
 from kubemeta.wire.watchproto import WatchEvent
 
@@ -70,6 +71,13 @@ class StoreFeed:
             self.synced = True
             log.info("%s: listed %d, now %s", self.what, len(entries), self._verb,
                      extra={"event": "watch_synced", "objects": len(entries)})
+            if not entries and self._kind == Kind.POD and self._counted:
+                # A node runs pods (daemonsets at least): a node_name that is not
+                # the node's name in Kubernetes lists none, and every pod then
+                # costs requests of its own.
+                log.warning("%s: the API lists no pod there; is node_name this node's name "
+                            "in Kubernetes (kubectl get nodes)? Until it is, each pod costs "
+                            "requests of its own", self.what, extra={"event": "node_empty"})
         else:
             log.debug("%s: listed %d again", self.what, len(entries))
         self.live()
