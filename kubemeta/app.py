@@ -139,7 +139,18 @@ class App:
 
     def start_store(self, store: MetadataStore, lazy: bool = False) -> MetadataStore:
         store.start(self.fetcher(store), lazy)
+        self.add_fallback(store)
         return store
+
+    def add_fallback(self, store: MetadataStore) -> None:
+        """kubelet_fallback, for a store that asks the API (a leader's, or one alone)."""
+        if not self.cfg.kubelet_fallback or self.mode is Mode.KUBELET:
+            return
+        from kubemeta.kube.fallback import KubeletFallback
+
+        store.fallback = KubeletFallback(lambda: self.api(kubelet=True), store, self.shaper,
+                                         self.cfg.kubelet_min_interval, self.cfg.kubelet_url,
+                                         self.clock)
 
     def start_watches(self, store: MetadataStore, warm: bool) -> None:
         """source: watch; see kube.watches."""

@@ -94,6 +94,9 @@ class Config:
     kubelet_insecure_skip_tls_verify: bool = False
     kubelet_refresh_interval: float = 30.0
     kubelet_min_interval: float = 2.0
+    # While the API fails (source watch or get), a line of a pod kubemeta does
+    # not know asks the node's kubelet (kubelet_url) for its pods.
+    kubelet_fallback: bool = False
     snapshot_interval: float = 60.0  # 0: no warm-start snapshot
     # The helpers of one node (one per rsyslog worker thread) share one view of
     # the cluster through state_dir: one leads and asks the API, the others follow.

@@ -61,6 +61,10 @@ HELP: dict[str, str] = {
     "kubelet_refresh_interval": "how often the kubelet's pod list is fetched",
     "kubelet_min_interval": (
         "a line from a pod not in the last list fetches it again, but never more often than this"),
+    "kubelet_fallback": (
+        "while the API fails, a line of a pod kubemeta does not know asks the node's kubelet "
+        "(kubelet_url) for its pods, at most every kubelet_min_interval; never while the API "
+        "works"),
     "snapshot_interval": (
         "how often the warm-start snapshot (state_dir/snapshot-<group>.json) is written when "
         "something changed; it is also written when the helper stops; 0: no snapshot"),

@@ -127,6 +127,7 @@ def _follow(app: App, group: Group, fd: int) -> Helper:
         if fetcher is None:
             return  # stopping
         role_fetcher.promote(fetcher)
+        app.add_fallback(store)
         with helper.changed:
             helper.role = Role.LEADER
         if app.mode is Mode.WATCH:

@@ -199,3 +199,18 @@ def store_with_traffic() -> tuple[MetadataStore, FakeClock]:
     store.lookup(PodRef("shop", "gone", "app", None, None), clock() + 10)
     assert store.wait_idle(10)
     return store, clock
+
+
+def probe_until_closed(store: MetadataStore, clock: FakeClock, timeout: float = 10.0) -> None:
+    """Let the breaker's probes through, fake time moving a backoff at a time,
+    until one finds the API back (the caller made it answer)."""
+    import time
+
+    from kubemeta.cache.policy import BreakerState
+
+    end = time.monotonic() + timeout
+    while store.breaker_state() is not BreakerState.CLOSED:
+        assert time.monotonic() < end, "the breaker did not close"
+        clock.advance(30.0)
+        store.poke()
+        time.sleep(0.02)  # the probe runs in the store's worker

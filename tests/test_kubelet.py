@@ -26,6 +26,7 @@ from harness import (
     docker_line,
     kubemeta_config,
     shipped_snippet,
+    wait_log,
     write_lines,
 )
 
@@ -140,3 +141,39 @@ def test_no_credentials_go_to_a_kubelet_that_is_not_verified(node: ApiEmulator) 
     verified = App(dataclasses.replace(cfg, kubelet_insecure_skip_tls_verify=False))
     assert [p["metadata"]["name"] for p in verified.api(kubelet=True).kubelet_pods()] == [
         "web-1"]
+
+
+def test_the_kubelet_stands_in_for_new_pods_through_a_master_restart(
+        tmp_path: Path, node: ApiEmulator, token_file: Path) -> None:
+    kubelet = node.start_kubelet("node-1")
+    cfg = kubemeta_config(tmp_path, node, token_file, node_name="node-1", watch_start_jitter=0,
+                          kubelet_fallback=True, kubelet_url=kubelet.url,
+                          kubelet_min_interval=0.5, lookup_deadline=2)
+    log = tmp_path / "kubemeta.log"
+    new = container_log(tmp_path, "shop", "web-2", "app")
+    with Rsyslog(tmp_path, shipped_snippet(tmp_path, cfg, name=DOCKER)) as rs:
+        write_lines(container_log(tmp_path, "shop", "web-1", "app"), [docker_line("before")])
+        rs.wait_records(1)
+        wait_log(log, "pods on node node-1: listed 1")
+        assert node.world.by_kind["kubelet_pods"] == 0, "the kubelet is left alone meanwhile"
+        node.set_phase("refused")  # the control plane restarts: connections refused...
+        wait_log(log, "pods on node node-1: watch failed")
+        node.world.apply(make_pod("shop", "web-2", {"app": "web-2"}))  # ...a pod starts
+        write_lines(new, [docker_line(f"refused {i}") for i in range(30)])
+        rs.wait_records(31)
+        node.set_phase("forbidden")  # ...then it answers 403 for a while
+        write_lines(new, [docker_line(f"forbidden {i}") for i in range(30)])
+        recs = rs.wait_records(61)
+        during = [r for r in recs if r["log"].startswith(("refused", "forbidden"))]
+        assert node.world.by_kind["pod"] == 0 and node.world.by_kind["pod_watch"] <= 2
+        node.set_phase("ok")
+        wait_log(log, "watch restored")
+        write_lines(new, [docker_line("after")])  # a line says the outage is over
+        rs.wait_records(62)
+        wait_log(log, "the Kubernetes API answers again")
+    labelled = [r for r in during if r["kubernetes"].get("labels") == {"app": "web-2"}]
+    assert len(labelled) >= 0.95 * len(during), f"{len(labelled)} of {len(during)} labelled"
+    # With the namespace's metadata kubemeta knew before the outage.
+    assert labelled[-1]["kubernetes"]["namespace_labels"]["team"] == "shop"
+    text = log.read_text()
+    assert text.count("are taken from the kubelet") == 1  # once per outage

@@ -16,7 +16,7 @@ from kubemeta.model.identify import PodRef
 from kubemeta.model.schema import NamespaceMeta, PodMeta
 from kubemeta.shell import stats
 
-from fakes import FakeClock, FakeFetcher, make_store, store_settings
+from fakes import FakeClock, FakeFetcher, make_store, probe_until_closed, store_settings
 
 REF = PodRef("shop", "web-1", "app", "cid", None)
 POD = PodMeta("uid-1", {"app": "web"}, None, "node-1")
@@ -167,12 +167,7 @@ def test_recovery_fills_new_pods_without_a_restart(clock: FakeClock) -> None:
     assert store.lookup(REF, clock() + 10) == (None, None)
     until(lambda: store.breaker_state() is BreakerState.OPEN)
     src.fail_times = 0  # the API is back
-    for _ in range(40):  # probes back off; advancing time lets one through
-        clock.advance(30.0)
-        store.poke()
-        if store.breaker_state() is BreakerState.CLOSED:
-            break
-        time.sleep(0.02)
+    probe_until_closed(store, clock)
     settle(store)
     pe, ne = store.lookup(REF, clock() + 10)
     assert pe is not None and pe.value == POD and ne is not None and store.api_ok

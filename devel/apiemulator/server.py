@@ -320,8 +320,8 @@ class ApiEmulator:
                 self._api.drop_connections()
         if phase == "refused":
             self.stop_listening()
+            self.phase = phase
             return
-        self.listen()
         faults = {
             "forbidden": Fault("status", status=403),
             "hang": Fault("hang"),
@@ -336,6 +336,9 @@ class ApiEmulator:
         }
         if phase in faults:
             self.add_fault(faults[phase])
+        # Listening again only once the phase's fault is in: a request in between
+        # would be answered as by a healthy server.
+        self.listen()
         self.phase = phase
 
     def play(self, timeline: list[tuple[str, float]]) -> threading.Thread:

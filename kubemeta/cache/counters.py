@@ -32,6 +32,8 @@ class Counters:
     sinklines: int = 0           # omprog: lines the sink took
     sinkfailures: int = 0        # omprog: writes that failed and were answered with an error
     sharedviewtooold: int = 0    # a follower dropped its leader's view as too old
+    kubeletfallbacklists: int = 0  # kubelet_fallback: the kubelet's lists asked for
+    kubeletfallbackpods: int = 0   # pods taken from them while the API failed
     # API requests by verb and HTTP status ("get.200", "list.403", "watch.0"; 0: no answer)
     apirequests: Counter[str] = field(default_factory=Counter)
 

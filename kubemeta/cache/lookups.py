@@ -77,6 +77,7 @@ class Lookups:
         self.stalled = False    # a wait ran out; cleared by the next answer
         self.last_success: float | None = None
         self.last_error: str | None = None  # the reason of the last failed lookup
+        self.on_recovered: Callable[[], None] | None = None  # the breaker closed again
         self._outage: tuple[float, int, int] | None = None  # start, stale, file-name-only
         self.ready = threading.Event()  # the fetcher is built (or cannot be)
         self._listing: dict[str, threading.Event] = {}  # first lists on their way
@@ -239,6 +240,8 @@ class Lookups:
             self._wake.notify()
         if change is Change.RECOVERED:
             self._log_recovery(now, pending)
+            if self.on_recovered is not None:
+                self.on_recovered()
 
     def _failed(self, key: Any, e: ApiError, internal: bool = False) -> None:
         now = self._clock()

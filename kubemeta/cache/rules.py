@@ -139,6 +139,20 @@ class Caches:
             return  # the watch is the fresher source
         cache[key] = Entry(value, now + ttl)
 
+    # -- the kubelet, while the API fails --
+    def stopgap(self, key: PodKey, value: PodMeta, now: float) -> bool:
+        """A pod the node's kubelet has, while the API cannot say: served at once
+        and due at once, so that the API's answer replaces it as soon as there is
+        one. Never over what the API said (an entry; a 404 is older news than a
+        running pod) nor over a deleted pod's tombstone."""
+        old = self.pods.get(key)
+        if (old is not None and old.value is not None) or (
+                value.uid is not None and value.uid in self._deleted):
+            return False
+        self.pods[key] = Entry(value, now)
+        self.generation += 1
+        return True
+
     # -- a watch --
     def put_watched(self, kind: str, key: Any, value: Any) -> None:
         cache = self._cache(kind)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from kubemeta.cache.counters import Counters, FeedHealth
 from kubemeta.cache.lookups import Fetcher, Lookups, LookupSettings
@@ -26,6 +26,14 @@ from kubemeta.model.identify import PodRef
 from kubemeta.model.schema import NamespaceMeta, PodMeta
 
 __all__ = ["Counters", "Entry", "Fetcher", "MetadataStore", "StoreSettings"]
+
+
+class Fallback(Protocol):
+    def ask(self) -> threading.Event:
+        """Have the kubelet's pods put in as stopgaps; set once they are."""
+
+    def api_back(self) -> None:
+        """The API answers again."""
 
 
 @dataclass(frozen=True)
@@ -47,8 +55,12 @@ class MetadataStore:
         # What feeds this store besides lookups, by resource ("pods"): its
         # watches, which say here how they are (kube.storefeed).
         self.feeds: dict[str, FeedHealth] = {}
+        # kubelet_fallback: asks the node's kubelet for its pods (kube.fallback)
+        # while the API fails; None: not configured.
+        self.fallback: Fallback | None = None
         self._lookups = Lookups(self._caches, self._lock, clock, settings.lookups,
                                 self.counters, self.stopped)
+        self._lookups.on_recovered = self.api_maybe_back
 
     # -- lifecycle --
     def start(self, fetcher: Callable[[], Fetcher], lazy: bool = False) -> None:
@@ -124,6 +136,15 @@ class MetadataStore:
             c.namespacecachemisses += 1
         else:
             c.namespacecachehits += 1
+        if self.fallback is not None:
+            if self._failing():
+                if seen.pod is None and not seen.deleted:
+                    # The kubelet stands in, within this line's deadline.
+                    self.fallback.ask().wait(max(0.0, deadline - self._clock()))
+                    with self._lock:
+                        return self._caches.pods.get(pk), self._caches.nss.get(ref.namespace)
+            else:
+                self.fallback.api_back()
         if not waits or not lookups.api_ok or lookups.stalled:
             return seen.pod, seen.ns
         if not lookups.ready.is_set():
@@ -143,6 +164,24 @@ class MetadataStore:
             pod = seen.pod if seen.deleted else self._caches.pods.get(pk)
             return pod, self._caches.nss.get(ref.namespace)
 
+    def api_maybe_back(self) -> None:
+        """Lookups or a watch work again: if nothing fails any more, the kubelet's
+        stand-in is over."""
+        if self.fallback is not None and not self._failing():
+            self.fallback.api_back()
+
+    def _failing(self) -> bool:
+        """The API is failing: lookups' breaker open, or a watch down after a
+        failure (one still waiting for its first list is not an outage)."""
+        return not self._lookups.api_ok or any(
+            not h.up and h.last_error is not None for h in list(self.feeds.values()))
+
+    def stopgap(self, pods: dict[PodKey, PodMeta]) -> int:
+        """Pods the kubelet has, for those the store does not know; how many were."""
+        now = self._clock()
+        with self._lock:
+            return sum(self._caches.stopgap(key, meta, now) for key, meta in pods.items())
+
     def peek(self, ref: PodRef) -> tuple[Entry[PodMeta] | None, Entry[NamespaceMeta] | None]:
         """What a line of ``ref`` would be served now, counting nothing and waiting
         for nothing; what is missing or due is asked for in the background. Table
@@ -156,6 +195,9 @@ class MetadataStore:
                 self._lookups.want((Kind.POD, (ref.namespace, ref.pod)), now, False)
             if seen.ns_due:
                 self._lookups.want((Kind.NS, ref.namespace), now, False)
+        if self.fallback is not None and seen.pod is None and not seen.deleted \
+                and self._failing():
+            self.fallback.ask()  # the table takes the pods at its next write
         return seen.pod, seen.ns
 
     # -- fed by a watch (source: watch) or the kubelet's list; see rules.py --
@@ -208,6 +250,11 @@ class MetadataStore:
             ev = None
             if self._caches.is_due(entry, now):
                 ev = lookups.want((kind, key), now, entry is None)
+        if entry is None and kind == Kind.POD and self.fallback is not None \
+                and self._failing():
+            self.fallback.ask().wait(max(0.0, deadline - self._clock()))
+            with self._lock:
+                return self._caches.entry(kind, key)
         if entry is None and ev is not None and lookups.api_ok:
             if not lookups.ready.is_set():
                 lookups.ready.wait(self.STARTUP_GRACE)

@@ -121,6 +121,7 @@ class StoreFeed:
 
     def live(self) -> None:
         self.health.up = True
+        self._store.api_maybe_back()
         if self.stale_since is not None:
             log.warning("%s: %s restored after %.0f s", self.what,
                         "watch" if self._verb == "watching" else "list",

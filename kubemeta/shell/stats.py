@@ -54,6 +54,10 @@ _HELP = {
     "linesdeletedpod": "lines served with the metadata of a pod since deleted",
     "sinklines": "omprog mode: enriched lines the sink took",
     "sinkfailures": "omprog mode: sink writes that failed (rsyslog retries them)",
+    "kubeletfallbacklists": "kubelet_fallback: lists of the kubelet's pods asked for while "
+                            "the API failed",
+    "kubeletfallbackpods": "kubelet_fallback: pods taken from the kubelet while the API "
+                           "failed (asked of the API once it answers)",
     "sharedviewtooold": "views a follower dropped because its leader stopped vouching for them",
     "breakerstate": "0 closed (API healthy), 1 open (failing), 2 half-open (probing)",
     "secondssincelastsuccess": "seconds since the API last answered a lookup, a list or a "
