@@ -33,7 +33,7 @@ sources=("deb $mirror trixie main" "deb $mirror trixie-updates main")
 packages="build-essential debhelper dh-python pybuild-plugin-pyproject python3-all
   python3-setuptools lintian autopkgtest python3 python3-kubernetes python3-cachetools
   python3-tenacity python3-systemd python3-yaml python3-orjson rsyslog rsyslog-kubernetes
-  rsyslog-kafka openssl python3-pytest man-db puppet"
+  rsyslog-kafka openssl python3-pytest man-db puppet logrotate"
 
 work=$(mktemp -d /tmp/kubemeta-trixie.XXXXXX)
 chmod 0755 "$work"
@@ -98,7 +98,8 @@ grep -q "Processing triggers for rsyslog" <<<"$out" \
 
 say "the test suite against the installed package (autopkgtest, null runner)"
 if ! in_root autopkgtest "/build/$deb" /src/ -- null >"$work/autopkgtest.log" 2>&1; then
-    grep -E "^(E |FAILED|ERROR)|passed|failed|autopkgtest \[" "$work/autopkgtest.log" \
+    grep -E "^(E |FAILED|ERROR)|passed|failed|autopkgtest \[|badpkg|blame|[Uu]nmet|Unable" \
+        "$work/autopkgtest.log" \
         | tail -40 >&2
     fail "autopkgtest"
 fi
