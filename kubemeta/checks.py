@@ -15,12 +15,12 @@ from __future__ import annotations
 import json
 import os
 import threading
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from kubemeta import configfile, text
+from kubemeta.clock import SYSTEM
 from kubemeta.config import SECRET_FIELDS, Config
 from kubemeta.errors import ApiError, ConfigError
 from kubemeta.shell import logsink
@@ -84,7 +84,7 @@ def run(path: str | None, overrides: Mapping[str, Any], *, config_only: bool = F
                     "(source: get); set it to this node's name in Kubernetes to list and "
                     "watch the node's pods")
     if report.code == 0:
-        _api(cfg, report, time.monotonic() + timeout, timeout)
+        _api(cfg, report, SYSTEM() + timeout, timeout)
     else:
         report.add("skip", "the API", "fix the configuration first")
     return report.finish()
@@ -218,7 +218,7 @@ def _api(cfg: Config, report: Report, deadline: float, timeout: float) -> None:
             (f"watch namespaces {at}", lambda: _done(list(api.watch_namespaces("0", 1)))),
         ]
     for i, (what, call) in enumerate(checks):
-        outcome = _within(call, deadline - time.monotonic())
+        outcome = _within(call, deadline - SYSTEM())
         if outcome is None:
             report.fail(what, f"no answer within check's deadline of {timeout:g} s (--timeout)",
                         API)
