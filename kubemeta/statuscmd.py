@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 from collections.abc import Mapping
 from typing import Any
 
 from kubemeta import configfile
 from kubemeta.errors import ConfigError, KubemetaError
-from kubemeta.share.transport import receive, socket_address
+from kubemeta.share.transport import new_socket, receive, socket_address
 from kubemeta.wire.sharedproto import Request, decode_answer, encode_request
 
 HEALTHY, DEGRADED, CONFIG, UNKNOWN = 0, 1, 2, 3
@@ -52,8 +51,7 @@ def run(path: str | None, overrides: Mapping[str, Any], *, as_json: bool = False
 
 def ask(address: str, timeout: float) -> dict[str, Any]:
     """The leader's report; KubemetaError when none comes."""
-    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+    with new_socket() as sock:
         sock.bind("")  # an automatic abstract address, for the answer
         sock.settimeout(timeout)
         try:

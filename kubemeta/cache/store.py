@@ -136,15 +136,11 @@ class MetadataStore:
             c.namespacecachemisses += 1
         else:
             c.namespacecachehits += 1
-        if self.fallback is not None:
-            if self._failing():
-                if seen.pod is None and not seen.deleted:
-                    # The kubelet stands in, within this line's deadline.
-                    self.fallback.ask().wait(max(0.0, deadline - self._clock()))
-                    with self._lock:
-                        return self._caches.pods.get(pk), self._caches.nss.get(ref.namespace)
-            else:
-                self.fallback.api_back()
+        stand_in = self._kubelet_for(seen.pod is None and not seen.deleted)
+        if stand_in is not None:
+            stand_in.wait(max(0.0, deadline - self._clock()))
+            with self._lock:
+                return self._caches.pods.get(pk), self._caches.nss.get(ref.namespace)
         if not waits or not lookups.api_ok or lookups.stalled:
             return seen.pod, seen.ns
         if not lookups.ready.is_set():
@@ -169,6 +165,13 @@ class MetadataStore:
         stand-in is over."""
         if self.fallback is not None and not self._failing():
             self.fallback.api_back()
+
+    def _kubelet_for(self, unknown: bool) -> threading.Event | None:
+        """kubelet_fallback: for a pod the store does not know while the API fails,
+        the kubelet's list under way; None otherwise (a known pod costs nothing)."""
+        if not unknown or self.fallback is None or not self._failing():
+            return None
+        return self.fallback.ask()
 
     def _failing(self) -> bool:
         """The API is failing: lookups' breaker open, or a watch down after a
@@ -195,9 +198,7 @@ class MetadataStore:
                 self._lookups.want((Kind.POD, (ref.namespace, ref.pod)), now, False)
             if seen.ns_due:
                 self._lookups.want((Kind.NS, ref.namespace), now, False)
-        if self.fallback is not None and seen.pod is None and not seen.deleted \
-                and self._failing():
-            self.fallback.ask()  # the table takes the pods at its next write
+        self._kubelet_for(seen.pod is None and not seen.deleted)  # in the next table
         return seen.pod, seen.ns
 
     # -- fed by a watch (source: watch) or the kubelet's list; see rules.py --
@@ -250,9 +251,9 @@ class MetadataStore:
             ev = None
             if self._caches.is_due(entry, now):
                 ev = lookups.want((kind, key), now, entry is None)
-        if entry is None and kind == Kind.POD and self.fallback is not None \
-                and self._failing():
-            self.fallback.ask().wait(max(0.0, deadline - self._clock()))
+        stand_in = self._kubelet_for(entry is None and kind == Kind.POD)
+        if stand_in is not None:
+            stand_in.wait(max(0.0, deadline - self._clock()))
             with self._lock:
                 return self._caches.entry(kind, key)
         if entry is None and ev is not None and lookups.api_ok:

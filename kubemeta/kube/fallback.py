@@ -12,6 +12,7 @@ soon as the API answers. The kubelet is never asked while the API works.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from collections.abc import Callable
@@ -21,6 +22,8 @@ from kubemeta import internal
 from kubemeta.cache.store import MetadataStore
 from kubemeta.clock import SYSTEM, Clock
 from kubemeta.errors import ApiError, ShapeError
+from kubemeta.kinds import Kind
+from kubemeta.kube.storefeed import shape
 from kubemeta.model.schema import PodMeta, Shaper
 
 log = logging.getLogger("kubemeta.kube.fallback")
@@ -61,7 +64,7 @@ class KubeletFallback:
 
     def api_back(self) -> None:
         """The API answers again: say what the kubelet stood in for, once."""
-        if not self._active:  # every line passes here: no lock unless there is news
+        if not self._active:  # no lock unless there is news
             return
         with self._lock:
             if not self._active:
@@ -78,9 +81,10 @@ class KubeletFallback:
                 self._kubelet = self._make()
             pods: dict[tuple[str, str], PodMeta] = {}
             for obj in self._kubelet.kubelet_pods():
-                shaped = self._shape(obj)
-                if shaped is not None:
-                    pods[shaped[0]] = shaped[1]
+                with contextlib.suppress(ShapeError):  # one odd pod spoils no other
+                    shaped = shape(self._shaper, Kind.POD, obj)
+                    if shaped is not None:
+                        pods[shaped[0]] = shaped[1]
             added = self._store.stopgap(pods)
             self._store.counters.kubeletfallbacklists += 1
             self._store.counters.kubeletfallbackpods += added
@@ -100,14 +104,3 @@ class KubeletFallback:
             with self._lock:
                 self._running = None
             done.set()
-
-    def _shape(self, obj: Any) -> tuple[tuple[str, str], PodMeta] | None:
-        md = obj.get("metadata") if isinstance(obj, dict) else None
-        name = md.get("name") if isinstance(md, dict) else None
-        namespace = md.get("namespace") if isinstance(md, dict) else None
-        if not isinstance(name, str) or not isinstance(namespace, str):
-            return None
-        try:
-            return (namespace, name), self._shaper.pod(obj, name)
-        except ShapeError:
-            return None

@@ -21,6 +21,19 @@ from kubemeta.wire.watchproto import WatchEvent
 log = logging.getLogger("kubemeta.watch")
 
 
+def shape(shaper: Shaper, kind: str, obj: Any) -> tuple[Any, Any] | None:
+    """An API object as the store keeps it, with its key ((namespace, name) for a
+    pod); None when it has no name (or namespace). Raises ShapeError."""
+    md = obj.get("metadata") if isinstance(obj, dict) else None
+    name = md.get("name") if isinstance(md, dict) else None
+    if not isinstance(name, str) or not isinstance(md, dict):
+        return None
+    if kind != Kind.POD:
+        return name, shaper.namespace(obj, name)
+    ns = md.get("namespace")
+    return ((ns, name), shaper.pod(obj, name)) if isinstance(ns, str) else None
+
+
 class StoreFeed:
     def __init__(self, store: MetadataStore, kind: str, shaper: Shaper, what: str,
                  clock: Clock = SYSTEM, verb: str = "watching",
@@ -40,17 +53,8 @@ class StoreFeed:
             store.feeds[resource] = self.health
 
     def _shape(self, obj: dict[str, Any]) -> tuple[Any, Any] | None:
-        md = obj.get("metadata")
-        name = md.get("name") if isinstance(md, dict) else None
-        if not isinstance(name, str):
-            return None
         try:
-            if self._kind == "pod":
-                ns = md.get("namespace") if isinstance(md, dict) else None
-                if not isinstance(ns, str):
-                            return None
-                return (ns, name), self._shaper.pod(obj, name)
-            return name, self._shaper.namespace(obj, name)
+            return shape(self._shaper, self._kind, obj)
         except ShapeError as e:
             log.debug("%s: ignoring a malformed object: %s", self.what, e)
             return None
