@@ -22,9 +22,11 @@ from fakes import FakeClock, FakeFetcher, make_store, probe_until_closed
 
 NS = NamespaceMeta("ns-uid", {"team": "shop"}, None, "2026-01-01T00:00:00Z")
 API_POD = PodMeta("uid-1", {"app": "web", "from": "api"}, None, "node-1")
+# One worker: with two, a lookup handed out just before the breaker opened may
+# reach the API just after, and "the API is left alone" would count it.
 SETTINGS: dict[str, Any] = dict(
     pod_ttl=60, namespace_ttl=600, not_found_ttl=30, error_retry_interval=5,
-    pod_cache_size=100, namespace_cache_size=100, workers=2, breaker_threshold=2,
+    pod_cache_size=100, namespace_cache_size=100, workers=1, breaker_threshold=2,
     backoff=Backoff(1.0, 30.0, 0.0), max_request_rate=1000, request_burst=1000)
 
 
