@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from kubemeta import files, text
 from kubemeta.cache.lookups import Fetcher, LookupSettings
-from kubemeta.cache.policy import Backoff
+from kubemeta.cache.policy import Backoff, ProbePace
 from kubemeta.cache.rules import CacheSettings
 from kubemeta.cache.store import MetadataStore, StoreSettings
 from kubemeta.clock import SYSTEM, Clock
@@ -53,7 +53,8 @@ def store_settings(cfg: Config) -> StoreSettings:
             deleted_max_age=cfg.deleted_pod_max_age, deleted_max=cfg.pod_cache_size),
         lookups=LookupSettings(
             error_retry_interval=cfg.error_retry_interval, workers=cfg.lookup_workers,
-            breaker_threshold=cfg.breaker_threshold, backoff=retry_backoff(cfg),
+            breaker_threshold=cfg.breaker_threshold,
+            probe=ProbePace(cfg.api_probe_interval, cfg.api_probe_window, retry_backoff(cfg)),
             max_request_rate=cfg.max_request_rate, request_burst=cfg.request_burst))
 
 

@@ -129,6 +129,8 @@ class Config:
     retry_initial: float = 1.0
     retry_max: float = 30.0
     retry_jitter: float = 1.0
+    api_probe_interval: float = 1.0
+    api_probe_window: float = 300.0
     max_request_rate: float = 20.0
     request_burst: int = 20
     # -- counters --
@@ -226,8 +228,9 @@ def _validate(cfg: Config) -> None:
         if getattr(cfg, name) <= 0:
             raise ConfigError(f"{name}: must be greater than 0, got {getattr(cfg, name)}")
     for name in ("pod_cache_ttl", "namespace_cache_ttl", "not_found_ttl", "error_retry_interval",
-                 "retry_jitter", "watch_start_jitter", "snapshot_interval", "kubelet_min_interval",
-                 "deleted_pod_quiet_period", "busy_poll", "table_min_interval",
+                 "retry_jitter", "api_probe_interval", "api_probe_window", "watch_start_jitter",
+                 "snapshot_interval", "kubelet_min_interval", "deleted_pod_quiet_period",
+                 "busy_poll", "table_min_interval",
                  "deleted_pod_max_age"):
         if getattr(cfg, name) < 0:
             raise ConfigError(f"{name}: must not be negative, got {getattr(cfg, name)}")

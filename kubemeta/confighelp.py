@@ -3,6 +3,10 @@ The README's configuration reference says more; tests check both name every key.
 
 from __future__ import annotations
 
+_RETRY = ("the backoff of a failed watch or list, and of the breaker's probes past "
+          "api_probe_window: retry_initial·2ⁿ plus up to retry_jitter random, at most "
+          "retry_max, never sooner than the API's Retry-After")
+
 HELP: dict[str, str] = {
     "kubernetes_url": "the API server; also emitted as master_url",
     "token": "a bearer token (prefer token_file)",
@@ -109,15 +113,16 @@ HELP: dict[str, str] = {
     "lookup_deadline": "the longest a line waits for a pod kubemeta has not seen yet",
     "lookup_workers": "background lookup threads",
     "breaker_threshold": "consecutive API failures that open the circuit breaker",
-    "retry_initial": (
-        "probe backoff while the breaker is open: retry_initial·2ⁿ plus up to retry_jitter "
-        "random, at most retry_max, never sooner than the API's Retry-After"),
-    "retry_max": (
-        "probe backoff while the breaker is open: retry_initial·2ⁿ plus up to retry_jitter "
-        "random, at most retry_max, never sooner than the API's Retry-After"),
-    "retry_jitter": (
-        "probe backoff while the breaker is open: retry_initial·2ⁿ plus up to retry_jitter "
-        "random, at most retry_max, never sooner than the API's Retry-After"),
+    "retry_initial": _RETRY,
+    "retry_max": _RETRY,
+    "retry_jitter": _RETRY,
+    "api_probe_interval": (
+        "while the API fails, kubemeta probes it every 0.5 to 1.5 times this, so a pod first "
+        "seen during an outage is labelled about a second after the API returns; 0: by the "
+        "retry backoff only"),
+    "api_probe_window": (
+        "for this long into an outage; after it, probes follow the retry backoff, so a long "
+        "outage costs the API little"),
     "max_request_rate": (
         "the most API requests kubemeta sends, so a recovering API is drained gently"),
     "request_burst": "the most API requests kubemeta sends, so a recovering API is drained gently",

@@ -57,7 +57,7 @@ bookworm_suite() {
 
 stage "lint and types" bash -c "
     '$VENV/bin/ruff' check kubemeta devel tests scripts bench
-    MYPYPATH=tests:devel '$VENV/bin/mypy' kubemeta devel/apiemulator bench/bench.py bench/trivial.py bench/reference.py bench/omprog.py"
+    MYPYPATH=tests:devel '$VENV/bin/mypy' kubemeta devel/apiemulator bench/bench.py bench/trivial.py bench/reference.py bench/omprog.py bench/recovery.py"
 stage "bookworm: Debian's libraries" bookworm_suite
 stage "PyPI: the newest libraries, clean virtualenv" ./scripts/pypi-test.sh
 stage "bookworm .deb: build, lintian, install, test, upgrade, purge, Puppet" \

@@ -35,3 +35,11 @@ def test_quick_benchmark_runs_every_section_and_mode(tmp_path: Path) -> None:
                 "peak RSS, 300 pods cached", "first reply, warm start (snapshot)",
                 "follower's anonymous memory, 300 pods shared"):
         assert row in p.stdout
+
+
+def test_quick_recovery_benchmark_labels_the_new_pod_after_the_outage() -> None:
+    p = subprocess.run([sys.executable, str(REPO / "bench" / "recovery.py"), "--quick"],
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr[-3000:]
+    row = next(x for x in p.stdout.splitlines() if x.startswith("| refused |"))
+    assert all(float(cell) >= 0 for cell in row.strip("| ").split("|")[1:]), row

@@ -27,7 +27,7 @@ NS = NamespaceMeta("ns-uid", {"team": "a"}, None, "2026-01-01T00:00:00Z")
 
 def enricher(offset: bool = False, **kw: Any) -> tuple[Enricher, FakeFetcher]:
     src = FakeFetcher({("shop", "web-1"): POD}, {"shop": NS})
-    store = make_store(src, SYSTEM, workers=1, backoff=Backoff(1.0, 30.0, 0.0),
+    store = make_store(src, SYSTEM, workers=1, probe=Backoff(1.0, 30.0, 0.0),
                        max_request_rate=1000, request_burst=1000)
     reader = RecordReader("$!metadata!filename", "$!CONTAINER_NAME", "$!CONTAINER_ID_FULL",
                           offset=offset)
@@ -179,7 +179,7 @@ def test_once_hurried_no_line_waits_for_the_api() -> None:
 
     src = FakeFetcher({("shop", "web-1"): POD}, {"shop": NS})
     src.gate = threading.Event()  # the API answers only when the test says so
-    store = make_store(src, SYSTEM, workers=1, backoff=Backoff(1.0, 30.0, 0.0),
+    store = make_store(src, SYSTEM, workers=1, probe=Backoff(1.0, 30.0, 0.0),
                        max_request_rate=1000, request_burst=1000)
     reader = RecordReader("$!metadata!filename", "$!CONTAINER_NAME", "$!CONTAINER_ID_FULL")
     ident = Identifier(config.DEFAULT_FILENAME_PATTERNS, config.DEFAULT_CONTAINER_NAME_PATTERNS)

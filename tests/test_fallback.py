@@ -27,7 +27,7 @@ API_POD = PodMeta("uid-1", {"app": "web", "from": "api"}, None, "node-1")
 SETTINGS: dict[str, Any] = dict(
     pod_ttl=60, namespace_ttl=600, not_found_ttl=30, error_retry_interval=5,
     pod_cache_size=100, namespace_cache_size=100, workers=1, breaker_threshold=2,
-    backoff=Backoff(1.0, 30.0, 0.0), max_request_rate=1000, request_burst=1000)
+    probe=Backoff(1.0, 30.0, 0.0), max_request_rate=1000, request_burst=1000)
 
 
 @pytest.fixture

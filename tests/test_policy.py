@@ -1,10 +1,11 @@
 from __future__ import annotations
 
+import dataclasses
 import itertools
 
 import pytest
 
-from kubemeta.cache.policy import Backoff, Breaker, BreakerState, TokenBucket
+from kubemeta.cache.policy import Backoff, Breaker, BreakerState, ProbePace, TokenBucket
 
 BO = Backoff(initial=1.0, maximum=30.0, jitter=1.0)
 
@@ -100,3 +101,45 @@ def test_backoff_uses_the_installed_tenacity_without_deprecated_arguments() -> N
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a deprecation today is a TypeError tomorrow
         assert 0.4 <= Backoff(0.2, 30.0, 0.0).delay(2) <= 0.4 + 1e-9
+
+
+PACE = ProbePace(interval=1.0, window=300.0, backoff=Backoff(1.0, 30.0, 1.0))
+
+
+def test_early_in_an_outage_probes_come_every_half_to_one_and_a_half_intervals() -> None:
+    delays = [PACE.after(attempt, outage) for attempt in (1, 5, 50)
+              for outage in (0.0, 60.0, 299.0) for _ in range(30)]
+    assert all(0.5 <= d <= 1.5 for d in delays)
+    assert len({round(d, 6) for d in delays}) > 10  # jittered: a fleet does not probe in step
+
+
+def test_past_the_window_probes_follow_the_backoff() -> None:
+    assert all(30.0 <= PACE.after(50, 301.0) <= 31.0 for _ in range(20))
+    assert 1.0 <= PACE.after(1, 301.0) <= 2.0
+    off = dataclasses.replace(PACE, interval=0.0)  # 0: by the backoff from the start
+    assert all(30.0 <= off.after(50, 0.0) <= 31.0 for _ in range(20))
+
+
+def test_an_open_breaker_probes_on_the_pace_of_its_outage() -> None:
+    def failed(b: Breaker, now: float, retry_after: float | None = None) -> Breaker:
+        return b.on_failure(now, "403 Forbidden", 403, retry_after, 2, PACE)
+
+    b = failed(failed(Breaker(), 100.0), 100.0)
+    assert 100.5 <= b.probe_at <= 101.5
+    for _ in range(5):  # probe after probe, each a second or so after the last
+        now = b.probe_at
+        b = failed(b.start_probe(), now)
+        assert now + 0.5 <= b.probe_at <= now + 1.5
+    late = failed(dataclasses.replace(b, state=BreakerState.HALF_OPEN), 100.0 + 400.0)
+    assert late.probe_at - 500.0 >= 30.0  # a long outage: the backoff's pace
+    assert failed(b.start_probe(), 200.0, retry_after=20.0).probe_at == pytest.approx(220.0)
+
+
+def test_the_api_seen_answering_another_way_makes_an_open_breaker_probe_now() -> None:
+    b = fail(fail(Breaker(), 0.0), 0.0)
+    assert not b.probe_due(0.5) and b.probe_by(0.5).probe_due(0.5)
+    assert b.probe_by(0.5).state is BreakerState.OPEN
+    assert b.probe_by(b.probe_at + 5) == b  # already due: nothing moves
+    assert Breaker().probe_by(1.0) == Breaker()
+    half = b.start_probe()
+    assert half.probe_by(0.5) == half  # a probe is out: its answer decides

@@ -1,13 +1,13 @@
 from __future__ import annotations
 
-from kubemeta.cache.policy import Backoff, BreakerState
+from kubemeta.cache.policy import Backoff, BreakerState, ProbeDelay, ProbePace
 from kubemeta.cache.scheduler import Change, LookupScheduler
 
 BO = Backoff(initial=1.0, maximum=30.0, jitter=0.0)
 
 
 def make(rate: float = 10.0, burst: float = 3.0) -> LookupScheduler:
-    return LookupScheduler(now=0.0, threshold=2, backoff=BO, rate=rate, burst=burst)
+    return LookupScheduler(now=0.0, threshold=2, pace=BO, rate=rate, burst=burst)
 
 
 def drain(s: LookupScheduler, now: float) -> list[object]:
@@ -81,3 +81,36 @@ def test_an_object_level_error_during_a_probe_reopens_without_penalty() -> None:
     assert s.breaker.state is BreakerState.OPEN
     k, _ = s.next(5.0)
     assert k is not None
+
+
+def recovery_delay(outage: float, pace: ProbeDelay, step: float = 0.01) -> float:
+    """A pod first seen just as the API starts failing, for ``outage`` seconds:
+    how long after the API's return its lookup gets an answer (in fake time,
+    each request answered at once)."""
+    s = LookupScheduler(now=0.0, threshold=2, pace=pace, rate=20.0, burst=20.0)
+    s.add("ns", urgent=True)
+    s.add("new-pod", urgent=True)
+    now = 0.0
+    while now < outage + 600:
+        key, _ = s.next(now)
+        while key is not None:
+            if now < outage:
+                s.failed(key, now, "connection refused", 0, None, urgent=True)
+            else:
+                s.answered(key)
+                if key == "new-pod":
+                    return now - outage
+            key, _ = s.next(now)
+        now += step
+    raise AssertionError("never answered")
+
+
+def test_a_pod_first_seen_in_an_outage_is_asked_for_within_one_and_a_half_seconds_of_its_end(
+        ) -> None:
+    pace = ProbePace(interval=1.0, window=300.0, backoff=Backoff(1.0, 30.0, 1.0))
+    for outage in (3.0, 10.0, 30.0, 120.0, 290.0):
+        assert max(recovery_delay(outage, pace) for _ in range(5)) <= 1.5 + 0.02
+    # Past the window, the backoff's pace: a long outage costs the API little.
+    assert recovery_delay(900.0, pace) <= 31.0 + 0.02
+    # With exponential backoff alone, the return may go unnoticed for half a minute.
+    assert max(recovery_delay(120.0, Backoff(1.0, 30.0, 1.0)) for _ in range(5)) > 2.0

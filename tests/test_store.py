@@ -25,7 +25,7 @@ NS = NamespaceMeta("ns-uid", {"team": "a"}, None, "2026-01-01T00:00:00Z")
 SETTINGS: dict[str, Any] = dict(
     pod_ttl=60, namespace_ttl=600, not_found_ttl=30, error_retry_interval=5,
     pod_cache_size=100, namespace_cache_size=100, workers=2, breaker_threshold=2,
-    backoff=Backoff(1.0, 30.0, 0.0), max_request_rate=1000, request_burst=1000)
+    probe=Backoff(1.0, 30.0, 0.0), max_request_rate=1000, request_burst=1000)
 
 
 def make(src: FakeFetcher | Callable[[], Any], clock: FakeClock, **kw: Any) -> MetadataStore:

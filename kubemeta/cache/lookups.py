@@ -1,5 +1,5 @@
 """The requests behind the cache: one per wanted object however many lines
-want it, paced by the LookupScheduler (breaker, backoff, rate), run by a pool
+want it, paced by the LookupScheduler (breaker, probes, rate), run by a pool
 of workers; each answer goes into the cache rules under the store's lock.
 
 Owned by the store (store.py), which shares its lock with it. A line never
@@ -17,7 +17,7 @@ from typing import Any
 
 from kubemeta import internal
 from kubemeta.cache.counters import Counters
-from kubemeta.cache.policy import Backoff, Breaker, BreakerState
+from kubemeta.cache.policy import Breaker, BreakerState, ProbeDelay
 from kubemeta.cache.rules import Caches
 from kubemeta.cache.scheduler import Change, LookupScheduler
 from kubemeta.clock import Clock
@@ -33,7 +33,7 @@ class LookupSettings:
     error_retry_interval: float  # an object whose answer made no sense waits this long
     workers: int
     breaker_threshold: int
-    backoff: Backoff
+    probe: ProbeDelay  # how an open breaker probes
     max_request_rate: float
     request_burst: float
 
@@ -68,7 +68,7 @@ class Lookups:
         self._inflight: dict[Hashable, threading.Event] = {}
         self._retry_at: dict[Hashable, float] = {}
         self._sched = LookupScheduler(now=clock(), threshold=settings.breaker_threshold,
-                                      backoff=settings.backoff, rate=settings.max_request_rate,
+                                      pace=settings.probe, rate=settings.max_request_rate,
                                       burst=settings.request_burst)
         self._busy = 0
         self._work: queue.SimpleQueue[Hashable | None] = queue.SimpleQueue()
@@ -305,6 +305,11 @@ class Lookups:
     def wait_ready(self, timeout: float) -> bool:
         """Until the fetcher is built (a lazy store builds it only when needed)."""
         return self.lazy or self.ready.wait(timeout)
+
+    def probe_now(self, now: float) -> None:
+        """The API answers another way (a watch): an open breaker probes now.
+        Caller holds the lock."""
+        self._sched.probe_now(now)
 
     def inflight(self) -> list[threading.Event]:
         """Caller holds the lock."""

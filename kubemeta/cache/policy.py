@@ -5,17 +5,20 @@ every rule is tested in fake time. The store applies them; these only decide.
 
 The breaker: while the API answers, requests flow (closed). After
 ``threshold`` consecutive failures it opens: per-object requests stop, and
-only one probe at a time goes out, after a capped exponential backoff with
-jitter (tenacity's ``wait_exponential_jitter``), never sooner than the
-API's Retry-After. A probe that succeeds closes it.
+only one probe at a time goes out, paced by a ProbePace (a short jittered
+interval early in an outage, then a capped exponential backoff with jitter,
+tenacity's ``wait_exponential_jitter``), never sooner than the API's
+Retry-After. A probe that succeeds closes it.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import inspect
+import random
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Protocol
 
 from tenacity.wait import wait_exponential_jitter
 
@@ -54,6 +57,34 @@ class Backoff:
                                        jitter=self.jitter)
         return float(wait(_Attempt(max(1, attempt))))  # type: ignore[arg-type]
 
+    def after(self, attempt: int, outage: float) -> float:
+        """As a breaker's pace: the outage's age does not matter."""
+        return self.delay(attempt)
+
+
+class ProbeDelay(Protocol):
+    def after(self, attempt: int, outage: float) -> float:
+        """Seconds before the next probe, after ``attempt`` failed ones in an
+        outage ``outage`` seconds old."""
+
+
+@dataclass(frozen=True)
+class ProbePace:
+    """How an open breaker probes: every ``interval`` seconds (between half and
+    one and a half of it, at random, so a fleet does not probe in step) for the
+    first ``window`` seconds of an outage, so the API is found back about a
+    second after it returns; then by ``backoff``, so a long outage costs the API
+    little. ``interval`` 0: by ``backoff`` from the start."""
+
+    interval: float = 1.0
+    window: float = 300.0
+    backoff: Backoff = Backoff()
+
+    def after(self, attempt: int, outage: float) -> float:
+        if self.interval > 0 and outage < self.window:
+            return self.interval * random.uniform(0.5, 1.5)
+        return self.backoff.delay(attempt)
+
 
 @dataclass(frozen=True)
 class Breaker:
@@ -78,7 +109,7 @@ class Breaker:
         return Breaker()
 
     def on_failure(self, now: float, reason: str, status: int, retry_after: float | None,
-                   threshold: int, backoff: Backoff) -> Breaker:
+                   threshold: int, pace: ProbeDelay) -> Breaker:
         failures = self.failures + 1
         if self.state is BreakerState.CLOSED and failures < threshold:
             return dataclasses.replace(self, failures=failures, reason=reason, status=status)
@@ -89,10 +120,16 @@ class Breaker:
                 self, failures=failures, reason=reason, status=status,
                 probe_at=max(self.probe_at, now + (retry_after or 0.0)))
         attempt = self.attempt + 1 if self.state is not BreakerState.CLOSED else 1
-        wait = max(backoff.delay(attempt), retry_after or 0.0)
         opened_at = self.opened_at if self.state is not BreakerState.CLOSED else now
+        wait = max(pace.after(attempt, now - opened_at), retry_after or 0.0)
         return Breaker(BreakerState.OPEN, failures, attempt, opened_at, now + wait, reason,
                        status)
+
+    def probe_by(self, now: float) -> Breaker:
+        """The API was seen answering another way: an open breaker probes by ``now``."""
+        if self.state is BreakerState.OPEN and self.probe_at > now:
+            return dataclasses.replace(self, probe_at=now)
+        return self
 
     def on_probe_aborted(self) -> Breaker:
         """The probe ended without telling us anything (e.g. 404 for a gone object

@@ -4,7 +4,7 @@ Lookups wait here in two queues: objects we know nothing about (their lines
 get only file-name fields) before refreshes of objects we can still serve
 stale. While the breaker is closed they go out at a bounded rate, so a
 recovering API is drained gently; while it is open only a probe goes out,
-when the backoff allows, and a failed probe's key goes to the back so one
+when its pace allows, and a failed probe's key goes to the back so one
 odd object cannot hold the others hostage.
 """
 
@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Hashable
 from enum import Enum
 
-from kubemeta.cache.policy import Backoff, Breaker, BreakerState, TokenBucket
+from kubemeta.cache.policy import Breaker, BreakerState, ProbeDelay, TokenBucket
 
 
 class Change(Enum):
@@ -22,11 +22,11 @@ class Change(Enum):
 
 
 class LookupScheduler:
-    def __init__(self, *, now: float, threshold: int, backoff: Backoff, rate: float,
+    def __init__(self, *, now: float, threshold: int, pace: ProbeDelay, rate: float,
                  burst: float) -> None:
         self.breaker = Breaker()
         self._threshold = threshold
-        self._backoff = backoff
+        self._pace = pace
         self._bucket = TokenBucket.full(rate, burst, now)
         self._urgent: dict[Hashable, None] = {}
         self._refresh: dict[Hashable, None] = {}
@@ -80,11 +80,15 @@ class LookupScheduler:
             self._probe = None
         was = self.breaker.state
         self.breaker = self.breaker.on_failure(now, reason, status, retry_after,
-                                               self._threshold, self._backoff)
+                                               self._threshold, self._pace)
         (self._urgent if urgent else self._refresh)[key] = None
         if was is BreakerState.CLOSED and self.breaker.state is not BreakerState.CLOSED:
             return Change.OPENED
         return None
+
+    def probe_now(self, now: float) -> None:
+        """The API was seen answering another way: an open breaker probes now."""
+        self.breaker = self.breaker.probe_by(now)
 
     def dropped(self, key: Hashable) -> None:
         """A lookup that ended without telling us about the API (object-level error)."""

@@ -61,6 +61,7 @@ class MetadataStore:
         self._lookups = Lookups(self._caches, self._lock, clock, settings.lookups,
                                 self.counters, self.stopped)
         self._lookups.on_recovered = self.api_maybe_back
+        self._revivals = 0  # how often the API was seen working again after failing
 
     # -- lifecycle --
     def start(self, fetcher: Callable[[], Fetcher], lazy: bool = False) -> None:
@@ -161,10 +162,25 @@ class MetadataStore:
             return pod, self._caches.nss.get(ref.namespace)
 
     def api_maybe_back(self) -> None:
-        """Lookups or a watch work again: if nothing fails any more, the kubelet's
-        stand-in is over."""
+        """Lookups or a watch work again: what waits out a backoff tries now (the
+        watches, the breaker's next probe), and, if nothing fails any more, the
+        kubelet's stand-in is over."""
+        with self._lock:
+            self._revivals += 1
+            self._lookups.probe_now(self._clock())
+            self._lock.notify_all()
         if self.fallback is not None and not self._failing():
             self.fallback.api_back()
+
+    def retry_wait(self, seconds: float) -> bool:
+        """A failed watch's backoff (real seconds: it is slept): over after
+        ``seconds``, or as soon as the API is seen working again another way, or
+        when the store stops (then True)."""
+        with self._lock:
+            seen = self._revivals
+            self._lock.wait_for(lambda: self.stopped.is_set() or self._revivals != seen,
+                                seconds)
+        return self.stopped.is_set()
 
     def _kubelet_for(self, unknown: bool) -> threading.Event | None:
         """kubelet_fallback: for a pod the store does not know while the API fails,

@@ -69,11 +69,11 @@ def start_watches(store: MetadataStore, make_api: Callable[[], KubeApi], shaper:
             f"pods on node {node}", lambda: api.list_pods(node),
             lambda rv: api.watch_pods(node, rv, timeout()),
             StoreFeed(store, Kind.POD, shaper, f"pods on node {node}", resource="pods"), s.backoff,
-            sleep=store.stopped.wait, rng=rng)
+            sleep=store.retry_wait, rng=rng)
         namespaces = Reflector(
             "namespaces", api.list_namespaces, lambda rv: api.watch_namespaces(rv, timeout()),
             StoreFeed(store, Kind.NS, shaper, "namespaces", resource="namespaces"), s.backoff,
-            sleep=store.stopped.wait, rng=rng)
+            sleep=store.retry_wait, rng=rng)
         threading.Thread(target=namespaces.run, args=(store.stopped,),
                          name="kubemeta-watch-namespaces", daemon=True).start()
         pods.run(store.stopped)
