@@ -61,6 +61,9 @@ class MetadataStore:
         self._lookups = Lookups(self._caches, self._lock, clock, settings.lookups,
                                 self.counters, self.stopped)
         self._lookups.on_recovered = self.api_maybe_back
+        # The watches' backoffs wait here, not on the lookups' lock, whose
+        # single notifications are meant for the dispatcher.
+        self._revival = threading.Condition()
         self._revivals = 0  # how often the API was seen working again after failing
 
     # -- lifecycle --
@@ -75,6 +78,8 @@ class MetadataStore:
         """Let the lookups end (a request in flight finishes first)."""
         self.stopped.set()
         self._lookups.stop()
+        with self._revival:
+            self._revival.notify_all()
 
     def now(self) -> float:
         return self._clock()
@@ -166,9 +171,11 @@ class MetadataStore:
         watches, the breaker's next probe), and, if nothing fails any more, the
         kubelet's stand-in is over."""
         with self._lock:
-            self._revivals += 1
             self._lookups.probe_now(self._clock())
             self._lock.notify_all()
+        with self._revival:
+            self._revivals += 1
+            self._revival.notify_all()
         if self.fallback is not None and not self._failing():
             self.fallback.api_back()
 
@@ -176,10 +183,10 @@ class MetadataStore:
         """A failed watch's backoff (real seconds: it is slept): over after
         ``seconds``, or as soon as the API is seen working again another way, or
         when the store stops (then True)."""
-        with self._lock:
+        with self._revival:
             seen = self._revivals
-            self._lock.wait_for(lambda: self.stopped.is_set() or self._revivals != seen,
-                                seconds)
+            self._revival.wait_for(lambda: self.stopped.is_set() or self._revivals != seen,
+                                   seconds)
         return self.stopped.is_set()
 
     def _kubelet_for(self, unknown: bool) -> threading.Event | None:
