@@ -12,6 +12,7 @@ path: a warm helper serves lines from its snapshot while they load.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -25,7 +26,7 @@ from kubemeta.config import Config
 from kubemeta.kinds import Mode, Role
 from kubemeta.kube.credentials import ClientSettings, KubeletTarget
 from kubemeta.model.identify import Identifier
-from kubemeta.model.schema import Shaper
+from kubemeta.model.schema import LogControl, Shaper
 from kubemeta.share.sharedview import ViewSlot
 from kubemeta.shell.enricher import Enricher
 from kubemeta.shell.sink import SinkWriter
@@ -34,6 +35,8 @@ from kubemeta.state.warmstart import SnapshotKeeper, SnapshotSettings
 from kubemeta.wire.record import RecordReader
 from kubemeta.wire.sharedproto import Group
 from kubemeta.wire.sinkaddr import parse_sink
+
+log = logging.getLogger("kubemeta.app")
 
 if TYPE_CHECKING:
     from kubemeta.kube.kubeapi import KubeApi
@@ -78,14 +81,42 @@ def kubelet_target(cfg: Config) -> KubeletTarget:
                          cfg.kubelet_insecure_skip_tls_verify)
 
 
+class _Once:
+    """Warns of each distinct message once: a pod is shaped again at every
+    change and relist, and its problem is news only the first time."""
+
+    LIMIT = 1000
+
+    def __init__(self, event: str) -> None:
+        self._event = event
+        self._seen: set[str] = set()
+
+    def warn(self, message: str) -> None:
+        if message in self._seen:
+            return
+        if len(self._seen) >= self.LIMIT:
+            self._seen.clear()
+        self._seen.add(message)
+        log.warning("%s", message, extra={"event": self._event})
+
+
+def log_control(cfg: Config) -> LogControl | None:
+    if not cfg.log_control:
+        return None
+    return LogControl(cfg.log_control_exclude, cfg.log_control_sample, cfg.log_control_fluentbit)
+
+
 def shaper(cfg: Config) -> Shaper:
-    return Shaper(cfg.de_dot, cfg.de_dot_separator, cfg.annotation_match, cfg.extra_fields)
+    return Shaper(cfg.de_dot, cfg.de_dot_separator, cfg.annotation_match, cfg.extra_fields,
+                  log_control(cfg), _Once("log_control").warn)
 
 
 def identity(cfg: Config) -> dict[str, Any]:
     """What shared or saved metadata depends on: any difference makes it foreign."""
+    lc = log_control(cfg)
     return snapshot.identity(cfg.kubernetes_url, cfg.node_name, cfg.de_dot,
-                             cfg.de_dot_separator, cfg.annotation_match, cfg.extra_fields)
+                             cfg.de_dot_separator, cfg.annotation_match, cfg.extra_fields,
+                             None if lc is None else [lc.exclude, lc.sample, lc.fluentbit])
 
 
 class App:

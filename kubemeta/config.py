@@ -80,6 +80,11 @@ class Config:
     de_dot_separator: str = "_"
     annotation_match: tuple[str, ...] = ()
     extra_fields: tuple[str, ...] = ()  # pod_ip, container_image, container_image_id, owner
+    # -- log control: pod annotations that drop or sample a pod's lines --
+    log_control: bool = False
+    log_control_exclude: str = "kubemeta.io/exclude"
+    log_control_sample: str = "kubemeta.io/sample-rate"
+    log_control_fluentbit: bool = False
     # -- the log line itself --
     parse_cri: bool = True
     merge_log: bool = False
@@ -291,6 +296,14 @@ def _validate(cfg: Config) -> None:
         if name not in EXTRA_FIELDS:
             raise ConfigError(f"extra_fields[{i}]: one of {', '.join(EXTRA_FIELDS)}; "
                               f"got {name!r}")
+    for name in ("log_control_exclude", "log_control_sample"):
+        value = getattr(cfg, name)
+        if not re.fullmatch(r"([a-z0-9.-]+/)?[A-Za-z0-9]([A-Za-z0-9_.-]*[A-Za-z0-9])?", value):
+            raise ConfigError(f"{name}: not an annotation name (such as kubemeta.io/exclude); "
+                              f"got {value!r}")
+    if cfg.log_control_exclude == cfg.log_control_sample:
+        raise ConfigError("log_control_exclude and log_control_sample: the same annotation "
+                          f"{cfg.log_control_exclude!r} cannot do both")
     if cfg.source not in (None, "get", "watch", "kubelet"):
         raise ConfigError(f"source: one of get, watch, kubelet; got {cfg.source!r}")
     if not re.match(r"^https://[^/\s]+", cfg.kubelet_url):

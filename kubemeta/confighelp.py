@@ -37,6 +37,16 @@ HELP: dict[str, str] = {
     "de_dot": "replace . in label and annotation keys, as mmkubernetes does",
     "de_dot_separator": "what replaces the .",
     "annotation_match": "annotations whose key matches one of these are emitted; none by default",
+    "log_control": (
+        "a pod's annotations may drop or sample its lines (log_control_exclude, "
+        "log_control_sample); the shipped snippets act on the marks"),
+    "log_control_exclude": (
+        "this annotation \"true\" drops a pod's lines; this annotation-<container> \"true\" "
+        "one container's"),
+    "log_control_sample": (
+        "this annotation (a number from 0 to 1) keeps that share of a pod's lines, at random"),
+    "log_control_fluentbit": (
+        "fluentbit.io/exclude (and fluentbit.io/exclude-<container>) drop lines too"),
     "extra_fields": (
         "more $!kubernetes fields, after mmkubernetes's: pod_ip, container_image, "
         "container_image_id, and owner (the owning deployment, statefulset, daemonset, job or ..."),

@@ -16,6 +16,9 @@ FULL = PodMeta("uid-1", {"app": "web"}, {"note": "x"}, "node-1", ("a" * 64, "b" 
                (("pod_ip", "10.0.0.7"), ("owner", "web-7f")),
                {"app": ("nginx:1.27", "sha256:0f"), "side": (None, "sha256:1e")})
 BARE = PodMeta(None, None, None, None)
+CONTROLLED = PodMeta("uid-2", {"app": "noisy"}, None, "node-1", (),
+                     (("kubemeta_exclude", "true"),), {"app": ("nginx:1.27", None)},
+                     ("app", "sidecar"))
 NS = NamespaceMeta("ns-uid", {"team": "a"}, {"owner": "b"}, "2026-01-01T00:00:00Z")
 NS_BARE = NamespaceMeta(None, None, None, None)
 
@@ -24,7 +27,7 @@ def members(b: bytes) -> Any:
     return jsonlib.loads(b"{" + b + b"}")
 
 
-@pytest.mark.parametrize("pod", [FULL, BARE], ids=["full", "bare"])
+@pytest.mark.parametrize("pod", [FULL, BARE, CONTROLLED], ids=["full", "bare", "log-control"])
 def test_a_pod_document_reads_back_as_the_pod(pod: PodMeta) -> None:
     doc = jsonlib.loads(jsonlib.dumps(codec.pod_doc(pod, ("shop", "web-1"))))
     assert codec.pod_meta(doc) == pod
@@ -35,7 +38,7 @@ def test_a_namespace_document_reads_back_as_the_namespace(ns: NamespaceMeta) -> 
     assert codec.ns_meta(jsonlib.loads(jsonlib.dumps(codec.ns_doc(ns, "shop")))) == ns
 
 
-@pytest.mark.parametrize("pod", [FULL, BARE], ids=["full", "bare"])
+@pytest.mark.parametrize("pod", [FULL, BARE, CONTROLLED], ids=["full", "bare", "log-control"])
 def test_reply_members_read_back_as_the_pod(pod: PodMeta) -> None:
     parts = pod_parts(pod, jsonlib.dumps)
     images = {name: members(m) for name, m in parts.images.items()}

@@ -170,3 +170,16 @@ def test_a_clean_file_has_no_problems(tmp_path: Path) -> None:
     p = tmp_path / "k.yaml"
     p.write_text("node_name: n1\n")
     assert configfile.load_lenient(str(p)) == configfile.Loaded(Config(node_name="n1"))
+
+
+@pytest.mark.parametrize(("key", "value"), [
+    ("log_control_exclude", ""), ("log_control_exclude", "has space"),
+    ("log_control_sample", "kubemeta.io/"), ("log_control_sample", "-x")])
+def test_log_control_annotation_names_are_checked(key: str, value: str) -> None:
+    with pytest.raises(ConfigError, match=f"^{key}: not an annotation name"):
+        config.from_mapping({key: value})
+
+
+def test_log_control_needs_two_annotations() -> None:
+    with pytest.raises(ConfigError, match="cannot do both"):
+        config.from_mapping({"log_control_exclude": "a/b", "log_control_sample": "a/b"})

@@ -50,3 +50,11 @@ def test_the_configuration_man_page_is_written_from_the_code() -> None:
     for key in config.field_names():
         assert f".B {key.replace('-', chr(92) + '-')}\n" in page, key
     assert ".SH EXAMPLES" in page
+
+
+def test_the_puppet_modules_snippets_are_the_shipped_ones() -> None:
+    shipped = sorted((REPO / "rsyslog.d").glob("50-*.conf"))
+    copies = REPO / "contrib" / "puppet" / "kubemeta" / "files" / "rsyslog.d"
+    assert [p.name for p in shipped] == sorted(p.name for p in copies.glob("50-*.conf"))
+    stale = [p.name for p in shipped if (copies / p.name).read_bytes() != p.read_bytes()]
+    assert stale == [], f"copy rsyslog.d/{stale[0]} to {copies}" if stale else ""

@@ -7,6 +7,7 @@ import pytest
 from apiemulator import make_namespace, make_pod
 from kubemeta.model.identify import PodRef
 from kubemeta.model.schema import (
+    LogControl,
     NamespaceMeta,
     PodMeta,
     ShapeError,
@@ -167,3 +168,64 @@ def test_extra_fields_only_when_asked_and_after_mmkubernetes_s() -> None:
     only_id = Shaper(True, "_", [], ["container_image_id"]).pod(obj, "web-1")
     k = reply_object(REF, only_id, None, "u")["$!"]["kubernetes"]
     assert "container_image" not in k and "container_image_id" in k
+
+
+LC = LogControl()
+
+
+def controlled(annotations: dict[str, str], control: LogControl | None = LC,
+               problems: list[str] | None = None) -> PodMeta:
+    shaper = Shaper(True, "_", [], log_control=control,
+                    problem=None if problems is None else problems.append)
+    return shaper.pod(make_pod("shop", "web-1", {"app": "web"}, annotations,
+                               containers=("app", "sidecar")), "web-1")
+
+
+def test_log_control_marks_an_excluded_pod_for_every_line() -> None:
+    pod = controlled({"kubemeta.io/exclude": "TRUE"})
+    assert pod.extra == (("kubemeta_exclude", "true"),) and pod.excluded == ()
+    ref = PodRef("shop", "web-1", "sidecar", None, None)
+    assert reply_object(ref, pod, None, "u")["$!"]["kubernetes"]["kubemeta_exclude"] == "true"
+    assert pod.annotations is None  # the annotation itself is not emitted (no match)
+
+
+def test_log_control_marks_only_the_excluded_containers_lines() -> None:
+    pod = controlled({"kubemeta.io/exclude-sidecar": "true", "kubemeta.io/exclude-app": "no"})
+    assert pod.extra == () and pod.excluded == ("sidecar",)
+    k = reply_object(PodRef("shop", "web-1", "sidecar", None, None), pod, None, "u")
+    assert k["$!"]["kubernetes"]["kubemeta_exclude"] == "true"
+    k = reply_object(PodRef("shop", "web-1", "app", None, None), pod, None, "u")
+    assert "kubemeta_exclude" not in k["$!"]["kubernetes"]
+
+
+def test_fluent_bits_annotation_counts_only_when_asked() -> None:
+    ann = {"fluentbit.io/exclude": "true", "fluentbit.io/exclude-app": "true"}
+    assert controlled(ann).extra == () and controlled(ann).excluded == ()
+    fb = LogControl(fluentbit=True)
+    assert controlled(ann, fb).extra == (("kubemeta_exclude", "true"),)
+    assert controlled({"fluentbit.io/exclude-app": "true"}, fb).excluded == ("app",)
+
+
+@pytest.mark.parametrize(("value", "mark"), [
+    ("0.25", "250"), ("0", "0"), ("0.0004", "0"), (" 0.5 ", "500"), ("1", None), ("1.0", None)])
+def test_a_sample_rate_becomes_lines_kept_in_a_thousand(value: str, mark: str | None) -> None:
+    pod = controlled({"kubemeta.io/sample-rate": value})
+    assert pod.extra == ((("kubemeta_sample", mark),) if mark is not None else ())
+
+
+@pytest.mark.parametrize("value", ["lots", "1.5", "-0.1", "nan", "inf", ""])
+def test_a_sample_rate_that_is_not_a_share_is_told_and_keeps_every_line(value: str) -> None:
+    problems: list[str] = []
+    pod = controlled({"kubemeta.io/sample-rate": value}, problems=problems)
+    assert pod.extra == ()
+    assert len(problems) == 1 and "pod web-1: annotation kubemeta.io/sample-rate" in problems[0]
+
+
+def test_log_control_off_marks_nothing_and_names_are_configurable() -> None:
+    ann = {"kubemeta.io/exclude": "true", "kubemeta.io/sample-rate": "0.1"}
+    off = controlled(ann, None)
+    assert off.extra == () and off.excluded == ()
+    custom = LogControl(exclude="example.com/mute", sample="example.com/keep")
+    assert controlled(ann, custom).extra == ()
+    assert controlled({"example.com/mute-app": "true", "example.com/keep": "0.5"},
+                      custom).excluded == ("app",)

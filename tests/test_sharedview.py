@@ -29,6 +29,9 @@ PODS = [
             {"app": ("nginx:1.25", "sha256:abc"), "side": (None, "sha256:d"),
              "init": (None, None)}),
     PodMeta("uid-empty", {}, None, "node-2", (), (), {}),
+    # log control: a sampled pod with one container excluded, one with its image
+    PodMeta("uid-lc", {"app": "lc"}, None, "node-1", ("d",), (("kubemeta_sample", "250"),),
+            {"app": ("nginx:1.25", None)}, ("app", "sidecar")),
 ]
 NAMESPACES = [
     NamespaceMeta("ns-uid", {"team": "a"}, {"owner": "b"}, "2026-01-01T00:00:00Z"),

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kubemeta.model.schema import NamespaceMeta, PodMeta, shared_strings
+from kubemeta.model.schema import EXCLUDE, NamespaceMeta, PodMeta, shared_strings
 
 
 def pod_doc(meta: PodMeta, key: tuple[str, str] | None = None) -> dict[str, Any]:
@@ -27,6 +27,8 @@ def pod_doc(meta: PodMeta, key: tuple[str, str] | None = None) -> dict[str, Any]
         out["extra"] = [list(kv) for kv in meta.extra]
     if meta.images is not None:
         out["images"] = {name: list(v) for name, v in meta.images.items()}
+    if meta.excluded:
+        out["excluded"] = list(meta.excluded)
     if key is not None:
         out["ns"], out["name"] = key
     return out
@@ -48,9 +50,13 @@ def pod_meta(p: dict[str, Any]) -> PodMeta:
                                                         for x in v)
             for v in images.values())):
         raise ValueError("images")
+    excluded = p.get("excluded") or []
+    if not isinstance(excluded, list) or not all(isinstance(c, str) for c in excluded):
+        raise ValueError("excluded")
     return PodMeta(_s(p, "uid"), _m(p, "labels"), _m(p, "annotations"), _s(p, "node"),
                    tuple(sorted(cids)), tuple((k, v) for k, v in extra),
-                   None if images is None else {k: (v[0], v[1]) for k, v in images.items()})
+                   None if images is None else {k: (v[0], v[1]) for k, v in images.items()},
+                   tuple(sorted(excluded)))
 
 
 def ns_doc(m: NamespaceMeta, name: str | None = None) -> dict[str, Any]:
@@ -84,15 +90,17 @@ def _m(d: dict[str, Any], key: str) -> dict[str, str] | None:
 
 
 def pod_from_members(own: dict[str, Any], extra: dict[str, Any], cids: Any,
-                     images: dict[str, dict[str, Any]]) -> PodMeta:
+                     containers: dict[str, dict[str, Any]]) -> PodMeta:
     """A pod from its reply members (schema.pod_fields, the extra fields, and each
-    container's schema.image_fields), and its container ids."""
+    container's schema.container_fields), and its container ids."""
     return pod_meta({
         "uid": own.get("pod_id"), "labels": own.get("labels"),
         "annotations": own.get("annotations"), "node": own.get("host"), "cids": cids,
         "extra": [[k, v] for k, v in extra.items()],
         "images": {name: [d.get("container_image"), d.get("container_image_id")]
-                   for name, d in images.items()} or None})
+                   for name, d in containers.items()
+                   if "container_image" in d or "container_image_id" in d} or None,
+        "excluded": [name for name, d in containers.items() if d.get(EXCLUDE) == "true"]})
 
 
 def ns_from_members(d: dict[str, Any]) -> NamespaceMeta:

@@ -2,7 +2,7 @@
 
 The $!kubernetes object is the namespace's members, the pod's, the line's own
 (names from the file name, master_url), then the pod's extras and the
-container's image. The namespace's and the pod's parts do not depend on the
+container's own members. The namespace's and the pod's parts do not depend on the
 line, so a leader serializes them once and its followers splice them into each
 reply as bytes (see sharedview): no follower decodes a pod. A JSON object's
 bytes are its members' bytes joined by commas, so ``splice`` gives exactly the
@@ -19,8 +19,9 @@ from kubemeta.model.identify import PodRef
 from kubemeta.model.schema import (
     NamespaceMeta,
     PodMeta,
+    container_fields,
+    containers,
     docker_fields,
-    image_fields,
     line_fields,
     ns_fields,
     pod_fields,
@@ -37,7 +38,8 @@ _TAIL = b"}}}\n"
 @dataclass(frozen=True, slots=True)
 class PodParts:
     """A pod's serialized members: ``own`` (pod_id, annotations, labels, host),
-    ``extra`` (extra_fields), and each container's image members by name."""
+    ``extra`` (extra_fields, log control's pod-level marks), and each
+    container's own members (its image, its exclusion) by name."""
 
     uid: str | None
     own: bytes
@@ -54,7 +56,7 @@ def ns_part(ns: NamespaceMeta, dumps: Dumps) -> bytes:
 
 
 def pod_parts(pod: PodMeta, dumps: Dumps) -> PodParts:
-    images = {name: _members(dumps, image_fields(pod, name)) for name in pod.images or {}}
+    images = {name: _members(dumps, container_fields(pod, name)) for name in containers(pod)}
     return PodParts(pod.uid, _members(dumps, pod_fields(pod)), _members(dumps, dict(pod.extra)),
                     {name: m for name, m in images.items() if m})
 

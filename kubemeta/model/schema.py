@@ -8,12 +8,16 @@ only looks up ready-made values. The rules mirror rsyslog's mmkubernetes:
   annotations at all;
 - with de_dot, every "." in a label or annotation key becomes the separator;
 - ``creation_timestamp`` is the namespace's; ``host`` is spec.nodeName.
+
+With log control (off by default), a pod's annotations may also mark its lines:
+``kubemeta_exclude`` ("true": drop them) and ``kubemeta_sample`` (keep about
+that many in 1000), members of $!kubernetes that the shipped snippets act on.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from sys import intern
 from typing import Any
@@ -37,6 +41,9 @@ class PodMeta:
     # container's (image, image id).
     extra: tuple[tuple[str, str], ...] = ()
     images: dict[str, tuple[str | None, str | None]] | None = None
+    # log control: the containers whose lines are dropped (sorted; none when the
+    # whole pod's are, which is a member of ``extra``).
+    excluded: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,28 +56,84 @@ class NamespaceMeta:
 
 EXTRA_FIELDS = ("pod_ip", "container_image", "container_image_id", "owner")
 OWNER_KEYS = ("deployment", "statefulset", "daemonset", "job", "cronjob")
+EXCLUDE = "kubemeta_exclude"
+SAMPLE = "kubemeta_sample"
+FLUENTBIT_EXCLUDE = "fluentbit.io/exclude"
+
+
+@dataclass(frozen=True)
+class LogControl:
+    """Which pod annotations drop or sample a pod's lines.
+
+    ``exclude`` "true" drops all the pod's lines, ``exclude``-<container> "true"
+    that container's; ``sample`` (a number from 0 to 1) keeps that share of them;
+    with ``fluentbit``, Fluent Bit's ``fluentbit.io/exclude`` (and -<container>)
+    too. Values are case-insensitive."""
+
+    exclude: str = "kubemeta.io/exclude"
+    sample: str = "kubemeta.io/sample-rate"
+    fluentbit: bool = False
 
 
 class Shaper:
+    """``problem``: told, once per shaping, of an annotation it could not use."""
+
     def __init__(self, de_dot: bool, separator: str, annotation_match: Iterable[str],
-                 extra_fields: Iterable[str] = ()) -> None:
+                 extra_fields: Iterable[str] = (), log_control: LogControl | None = None,
+                 problem: Callable[[str], object] | None = None) -> None:
         self._de_dot = de_dot
         self._sep = separator
         self._match = [re.compile(p) for p in annotation_match]
         self._extra = frozenset(extra_fields)
+        self._control = log_control
+        self._problem = problem
 
     def pod(self, obj: Any, name: str) -> PodMeta:
         md = _metadata(obj, "Pod", name)
         spec = obj.get("spec")
         node = spec.get("nodeName") if isinstance(spec, dict) else None
+        ann = _strmap(md, "annotations")
+        extras = self._extras(obj, md) if self._extra else {}
+        if self._control is not None and ann:
+            marks, excluded = self._marks(ann, name)
+            if marks:
+                extras["extra"] = extras.get("extra", ()) + marks
+            extras["excluded"] = excluded
         return PodMeta(
             uid=_str(md.get("uid")),
             labels=self._keys(_strmap(md, "labels")),
-            annotations=self._keys(self._annotations(_strmap(md, "annotations"))),
+            annotations=self._keys(self._annotations(ann)),
             node_name=_intern(_str(node)),
             container_ids=_container_ids(obj.get("status")),
-            **(self._extras(obj, md) if self._extra else {}),
+            **extras,
         )
+
+    def _marks(self, ann: Labels, name: str) -> tuple[tuple[tuple[str, str], ...],
+                                                      tuple[str, ...]]:
+        """log control: the pod-level marks, and the containers excluded."""
+        assert self._control is not None
+        names = [self._control.exclude] + ([FLUENTBIT_EXCLUDE] if self._control.fluentbit
+                                           else [])
+        if any(_true(ann.get(n)) for n in names):
+            return ((EXCLUDE, "true"),), ()
+        excluded = tuple(sorted({k[len(n) + 1:] for k, v in ann.items() if _true(v)
+                                 for n in names if k.startswith(n + "-")}))
+        raw = ann.get(self._control.sample)
+        if raw is None:
+            return (), excluded
+        try:
+            rate = float(raw)
+        except ValueError:
+            rate = -1.0
+        if not 0.0 <= rate <= 1.0:  # NaN too
+            if self._problem is not None:
+                self._problem(f"pod {name}: annotation {self._control.sample}: "
+                              f"{raw[:40]!r} is not a number from 0 to 1; its lines are all "
+                              f"kept")
+            return (), excluded
+        if rate >= 1.0:
+            return (), excluded
+        return ((SAMPLE, str(round(rate * 1000))),), excluded
 
     def _extras(self, obj: dict[str, Any], md: dict[str, Any]) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -217,6 +280,10 @@ def _images(spec: Any, status: dict[str, Any]) -> dict[str, tuple[str | None, st
     return out
 
 
+def _true(v: str | None) -> bool:
+    return v is not None and v.strip().lower() == "true"
+
+
 def _str(v: Any) -> str | None:
     return v if isinstance(v, str) else None
 
@@ -256,15 +323,23 @@ def pod_fields(pod: PodMeta) -> dict[str, Any]:
     return k
 
 
-def image_fields(pod: PodMeta, container: str) -> dict[str, str]:
-    """extra_fields' container_image and container_image_id, when known."""
+def container_fields(pod: PodMeta, container: str) -> dict[str, str]:
+    """One container's members: extra_fields' container_image and
+    container_image_id when known, and log control's mark when it is excluded."""
     image, image_id = (pod.images or {}).get(container, (None, None))
     k: dict[str, str] = {}
     if image:
         k["container_image"] = image
     if image_id:
         k["container_image_id"] = image_id
+    if container in pod.excluded:
+        k[EXCLUDE] = "true"
     return k
+
+
+def containers(pod: PodMeta) -> list[str]:
+    """The containers that have members of their own."""
+    return sorted(set(pod.images or ()) | set(pod.excluded))
 
 
 def line_fields(ref: PodRef, pod_known: bool, master_url: str) -> dict[str, Any]:
@@ -295,7 +370,7 @@ def kubernetes_fields(ref: PodRef, pod: PodMeta | None, ns: NamespaceMeta | None
     if pod is not None:
         # extra_fields, after mmkubernetes's own (none unless asked for)
         k.update(pod.extra)
-        k.update(image_fields(pod, ref.container))
+        k.update(container_fields(pod, ref.container))
     return k
 
 

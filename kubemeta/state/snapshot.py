@@ -38,11 +38,14 @@ class Contents:
 
 
 def identity(kubernetes_url: str, node_name: str | None, de_dot: bool, separator: str,
-             annotation_match: tuple[str, ...], extra_fields: tuple[str, ...] = ()
-             ) -> dict[str, Any]:
-    """What a snapshot's metadata depends on: any difference makes it foreign."""
-    return {"kubernetes_url": kubernetes_url, "node_name": node_name,
-            "shape": [de_dot, separator, list(annotation_match), sorted(extra_fields)]}
+             annotation_match: tuple[str, ...], extra_fields: tuple[str, ...] = (),
+             log_control: list[Any] | None = None) -> dict[str, Any]:
+    """What a snapshot's metadata depends on: any difference makes it foreign.
+    ``log_control``: its settings, when on."""
+    shape: list[Any] = [de_dot, separator, list(annotation_match), sorted(extra_fields)]
+    if log_control is not None:
+        shape.append(log_control)  # absent when off: older snapshots stay the same
+    return {"kubernetes_url": kubernetes_url, "node_name": node_name, "shape": shape}
 
 
 def encode(contents: Contents, ident: dict[str, Any], written_at: float) -> bytes:
