@@ -108,7 +108,7 @@ def log_control(cfg: Config) -> LogControl | None:
 
 def shaper(cfg: Config) -> Shaper:
     return Shaper(cfg.de_dot, cfg.de_dot_separator, cfg.annotation_match, cfg.extra_fields,
-                  log_control(cfg), _Once("log_control").warn)
+                  log_control(cfg), _Once("log_control").warn, cfg.node_label_match)
 
 
 def identity(cfg: Config) -> dict[str, Any]:
@@ -116,7 +116,9 @@ def identity(cfg: Config) -> dict[str, Any]:
     lc = log_control(cfg)
     return snapshot.identity(cfg.kubernetes_url, cfg.node_name, cfg.de_dot,
                              cfg.de_dot_separator, cfg.annotation_match, cfg.extra_fields,
-                             None if lc is None else [lc.exclude, lc.sample, lc.fluentbit])
+                             None if lc is None else [lc.exclude, lc.sample, lc.fluentbit],
+                             cfg.node_label_match if "node_labels" in cfg.extra_fields
+                             else None)
 
 
 class App:
@@ -190,7 +192,8 @@ class App:
 
         assert self.cfg.node_name is not None
         s = WatchSettings(self.cfg.node_name, self.cfg.watch_timeout,
-                          self.cfg.watch_start_jitter, self.backoff)
+                          self.cfg.watch_start_jitter, self.backoff,
+                          "node_labels" in self.cfg.extra_fields)
         start_watches(store, self.api, self.shaper, s, warm)
 
     def keeper(self, store: MetadataStore) -> SnapshotKeeper | None:

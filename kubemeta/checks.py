@@ -217,6 +217,11 @@ def _api(cfg: Config, report: Report, deadline: float, timeout: float) -> None:
             (f"watch pods on node {node} {at}", lambda: _done(list(api.watch_pods(node, "0", 1)))),
             (f"watch namespaces {at}", lambda: _done(list(api.watch_namespaces("0", 1)))),
         ]
+        if "node_labels" in cfg.extra_fields:
+            checks += [
+                (f"list node {node} {at}", lambda: _node(api, node, report)),
+                (f"watch node {node} {at}", lambda: _done(list(api.watch_node(node, "0", 1)))),
+            ]
     for i, (what, call) in enumerate(checks):
         outcome = _within(call, deadline - SYSTEM())
         if outcome is None:
@@ -254,6 +259,13 @@ def _node_pods(api: Any, node: str, report: Report) -> str:
         report.warn(f"{len(elsewhere)} of the pods listed for node {node} run on another "
                     "node", "the API (or a proxy before it) ignores the field selector")
     return f"({len(pods)} pods)"
+
+
+def _node(api: Any, node: str, report: Report) -> str:
+    if not list(api.list_node(node)):
+        report.warn(f"no node {node}", "is node_name this node's name in Kubernetes "
+                    "(kubectl get nodes)? Its lines would have no node_labels")
+    return ""
 
 
 def _within(call: Callable[[], str], seconds: float) -> tuple[str, Any] | None:

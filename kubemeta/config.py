@@ -79,7 +79,10 @@ class Config:
     de_dot: bool = True
     de_dot_separator: str = "_"
     annotation_match: tuple[str, ...] = ()
-    extra_fields: tuple[str, ...] = ()  # pod_ip, container_image, container_image_id, owner
+    # pod_ip, container_image, container_image_id, owner, node_labels
+    extra_fields: tuple[str, ...] = ()
+    node_label_match: tuple[str, ...] = (r"^topology\.kubernetes\.io/",
+                                         r"^node\.kubernetes\.io/instance-type$")
     # -- log control: pod annotations that drop or sample a pod's lines --
     log_control: bool = False
     log_control_exclude: str = "kubemeta.io/exclude"
@@ -285,11 +288,12 @@ def _validate(cfg: Config) -> None:
                 raise ConfigError(f"{name}[{i}]: unknown named group(s) "
                                   f"{', '.join(sorted(unknown))}; known: "
                                   f"{', '.join(sorted(KNOWN_GROUPS))}")
-    for i, pattern in enumerate(cfg.annotation_match):
-        try:
-            re.compile(pattern)
-        except re.error as e:
-            raise ConfigError(f"annotation_match[{i}]: not a valid regular expression: {e}") from e
+    for key in ("annotation_match", "node_label_match"):
+        for i, pattern in enumerate(getattr(cfg, key)):
+            try:
+                re.compile(pattern)
+            except re.error as e:
+                raise ConfigError(f"{key}[{i}]: not a valid regular expression: {e}") from e
     from kubemeta.model.schema import EXTRA_FIELDS
 
     for i, name in enumerate(cfg.extra_fields):
@@ -310,6 +314,9 @@ def _validate(cfg: Config) -> None:
         raise ConfigError(f"kubelet_url: expected https://host[:port], got {cfg.kubelet_url!r}")
     if cfg.effective_source() == "watch" and not cfg.node_name:
         raise ConfigError("source: watch needs node_name (the watch is of this node's pods)")
+    if "node_labels" in cfg.extra_fields and cfg.effective_source() != "watch":
+        raise ConfigError("extra_fields: node_labels needs source: watch, with node_name (the "
+                          "node's object is watched with its pods)")
     if (cfg.client_cert_file is None) != (cfg.client_key_file is None):
         raise ConfigError("client_cert_file and client_key_file must be set together")
 

@@ -47,9 +47,13 @@ HELP: dict[str, str] = {
         "this annotation (a number from 0 to 1) keeps that share of a pod's lines, at random"),
     "log_control_fluentbit": (
         "fluentbit.io/exclude (and fluentbit.io/exclude-<container>) drop lines too"),
+    "node_label_match": (
+        "with extra_fields' node_labels: the node labels whose key matches one of these are "
+        "emitted; the zone, region and instance type by default"),
     "extra_fields": (
         "more $!kubernetes fields, after mmkubernetes's: pod_ip, container_image, "
-        "container_image_id, and owner (the owning deployment, statefulset, daemonset, job or ..."),
+        "container_image_id, owner (the pod's deployment, statefulset, daemonset, job or "
+        "cronjob), node_labels (source watch: the node's labels, see node_label_match)"),
     "parse_cri": (
         "unframe CRI records (containerd, CRI-O) into $!log, $!stream, $!time; other records are "
         "left alone"),

@@ -12,6 +12,7 @@ class Kind(StrEnum):
 
     POD = "pod"
     NS = "ns"
+    NODE = "node"  # watched for its labels alone (extra_fields: node_labels), not cached
 
 
 class Role(StrEnum):

@@ -18,7 +18,7 @@ FULL = PodMeta("uid-1", {"app": "web"}, {"note": "x"}, "node-1", ("a" * 64, "b" 
 BARE = PodMeta(None, None, None, None)
 CONTROLLED = PodMeta("uid-2", {"app": "noisy"}, None, "node-1", (),
                      (("kubemeta_exclude", "true"),), {"app": ("nginx:1.27", None)},
-                     ("app", "sidecar"))
+                     ("app", "sidecar"), {"topology_kubernetes_io/zone": "eu-1a"})
 NS = NamespaceMeta("ns-uid", {"team": "a"}, {"owner": "b"}, "2026-01-01T00:00:00Z")
 NS_BARE = NamespaceMeta(None, None, None, None)
 

@@ -124,6 +124,18 @@ def test_check_tries_what_a_watch_needs(tmp_path: Path, world: ApiEmulator,
     assert world.world.by_kind["pod_watch"] == 1
 
 
+def test_check_tries_the_node_watch_that_node_labels_need(tmp_path: Path, world: ApiEmulator,
+                                                          token_file: Path) -> None:
+    cfg = plain_config(tmp_path, world, token_file=str(token_file))
+    out = subprocess.run([str(KUBEMETA_BIN), "check", "--config", str(cfg), "--node-name",
+                          "node-1", "--extra-fields", "[node_labels]"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stdout
+    assert "ok   list node node-1" in out.stdout and "ok   watch node node-1" in out.stdout
+    assert "warn no node node-1" in out.stdout  # the emulator has no Node objects here
+    assert world.world.by_kind["node_watch"] == 1
+
+
 def test_check_names_the_failure(tmp_path: Path, world: ApiEmulator, token_file: Path) -> None:
     cfg = plain_config(tmp_path, world, token_file=str(token_file))
     with world.world.lock:

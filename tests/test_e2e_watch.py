@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from apiemulator import ApiEmulator, make_namespace, make_pod
+from apiemulator import ApiEmulator, make_namespace, make_node, make_pod
 
 from harness import (
     DOCKER,
@@ -81,6 +81,28 @@ def test_labels_follow_modified_events_without_gets(tmp_path: Path, emulator: Ap
     assert recs[1]["kubernetes"]["namespace_labels"]["team"] == "checkout"
     by_kind = emulator.world.by_kind
     assert sum(by_kind[k] for k in GETS) == 0, by_kind
+
+
+def test_node_labels_come_filtered_and_follow_the_nodes_changes(
+        tmp_path: Path, emulator: ApiEmulator, token_file: Path) -> None:
+    zone, itype = "topology.kubernetes.io/zone", "node.kubernetes.io/instance-type"
+    emulator.world.apply(make_node("node-1", {zone: "eu-1a", itype: "m5.large", "team": "x"}))
+    emulator.world.apply(make_node("node-2", {zone: "eu-1b"}))
+    log = tmp_path / "kubemeta.log"
+    with watching(tmp_path, emulator, token_file, extra_fields=["node_labels"]) as (rs, path):
+        wait_log(log, "topology_kubernetes_io/zone=eu-1a event=node_labels")
+        write_lines(path, [docker_line("second")])
+        first = rs.wait_records(2)[1]["kubernetes"]
+        emulator.world.apply(make_node("node-1", {zone: "eu-1c", itype: "m5.large"}))
+        wait_log(log, "topology_kubernetes_io/zone=eu-1c event=node_labels")
+        write_lines(path, [docker_line("third")])
+        later = rs.wait_records(3)[2]["kubernetes"]
+    assert first["node_labels"] == {"topology_kubernetes_io/zone": "eu-1a",
+                                    "node_kubernetes_io/instance-type": "m5.large"}
+    assert list(first)[-1] == "node_labels"  # after mmkubernetes's own fields
+    assert later["node_labels"]["topology_kubernetes_io/zone"] == "eu-1c"
+    kinds = emulator.world.by_kind
+    assert kinds["node_list"] == 1 and kinds["node"] == 0  # one list, then the watch
 
 
 class Writer(threading.Thread):

@@ -157,3 +157,29 @@ def test_preload_never_overwrites_and_spreads_staleness() -> None:
     assert web2 is not None and web2.fresh_until == 1030  # half its TTL
     assert c.deleted() == 1  # the one deleted longer ago than deleted_max_age is not kept
     assert c.export(1000)[2] == [(old, 10.0)]
+
+
+ZONE = {"topology_kubernetes_io/zone": "eu-1a"}
+
+
+def test_the_nodes_labels_reach_its_pods_however_they_came_and_those_known_before() -> None:
+    c = Caches(S)
+    other = ("shop", "elsewhere")
+    c.answered("pod", KEY, POD, 0.0)  # known before the node's labels
+    c.answered("pod", other, dataclasses.replace(POD, node_name="node-2"), 0.0)
+    gen = c.generation
+    assert c.node_labels("node-1", ZONE) is True and c.generation > gen
+    assert c.pods[KEY].value.node_labels == ZONE  # type: ignore[union-attr]
+    assert c.pods[other].value.node_labels is None  # type: ignore[union-attr]
+    assert c.pods[KEY].fresh_until == 60.0  # not made fresher by it
+    # Whatever brings a pod in afterwards: a GET, a watch, the kubelet, a snapshot.
+    c.put_watched("pod", ("shop", "w"), NEW)
+    c.stopgap(("shop", "k"), NEW, 1.0)
+    c.preload([(("shop", "s"), NEW)], [], [], 1.0, lambda: 1.0)
+    c.answered("pod", ("shop", "g"), NEW, 1.0)
+    for key in ("w", "k", "s", "g"):
+        assert c.pods[("shop", key)].value.node_labels == ZONE  # type: ignore[union-attr]
+    gen = c.generation
+    assert c.node_labels("node-1", dict(ZONE)) is False and c.generation == gen
+    assert c.node_labels("node-1", {}) is True
+    assert c.pods[KEY].value.node_labels == {}  # type: ignore[union-attr]

@@ -229,3 +229,21 @@ def test_log_control_off_marks_nothing_and_names_are_configurable() -> None:
     assert controlled(ann, custom).extra == ()
     assert controlled({"example.com/mute-app": "true", "example.com/keep": "0.5"},
                       custom).excluded == ("app",)
+
+
+def test_node_labels_are_the_matching_ones_de_dotted_and_emitted_after_the_extras() -> None:
+    node = {"kind": "Node", "metadata": {"name": "node-1", "labels": {
+        "topology.kubernetes.io/zone": "eu-1a", "node.kubernetes.io/instance-type": "m5.large",
+        "kubernetes.io/hostname": "node-1", "team": "x"}}}
+    shaper = Shaper(True, "_", [], ["owner"], node_label_match=[
+        r"^topology\.kubernetes\.io/", r"^node\.kubernetes\.io/instance-type$"])
+    labels = shaper.node_labels(node, "node-1")
+    assert labels == {"topology_kubernetes_io/zone": "eu-1a",
+                      "node_kubernetes_io/instance-type": "m5.large"}
+    assert Shaper(True, "_", []).node_labels(node, "node-1") == {}  # no pattern, none
+    with pytest.raises(ShapeError):
+        shaper.node_labels({"kind": "Pod", "metadata": {"name": "node-1"}}, "node-1")
+    pod = PodMeta("uid", {"app": "a"}, None, "node-1", (), (("deployment", "web"),),
+                  node_labels=labels)
+    k = reply_object(REF, pod, None, "u")["$!"]["kubernetes"]
+    assert list(k)[-2:] == ["deployment", "node_labels"] and k["node_labels"] == labels

@@ -6,7 +6,7 @@ cut streams), metav1.Status errors, resourceVersion, bearer tokens and client
 certificates, and faults switchable while it runs.
 """
 
-from apiemulator.objects import make_namespace, make_pod
+from apiemulator.objects import make_namespace, make_node, make_pod
 from apiemulator.server import ApiEmulator
 
-__all__ = ["ApiEmulator", "make_namespace", "make_pod"]
+__all__ = ["ApiEmulator", "make_namespace", "make_node", "make_pod"]

@@ -22,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dir", required=True, help="directory for certificates, token, state")
     p.add_argument("--port", type=int, default=0)
     p.add_argument("--control-port", type=int, default=0)
-    p.add_argument("--fixtures", help="JSON file: a list of Pod/Namespace objects, or {items}")
+    p.add_argument("--fixtures", help="JSON file: a list of Pod/Namespace/Node objects, or {items}")
     p.add_argument("--token", default="kubemeta-emulator-token")
     args = p.parse_args(argv)
     pki = make_pki(os.path.join(args.dir, "pki"))

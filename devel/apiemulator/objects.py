@@ -27,6 +27,16 @@ def make_namespace(name: str, labels: dict[str, str] | None = None,
             "spec": {"finalizers": ["kubernetes"]}, "status": {"phase": "Active"}}
 
 
+def make_node(name: str, labels: dict[str, str] | None = None) -> dict[str, Any]:
+    """A Node as the kubelet registers it: its well-known labels, then ``labels``."""
+    md = {"name": name, "labels": {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux",
+                                   **(labels or {})}}
+    return {"kind": "Node", "apiVersion": "v1", "metadata": md,
+            "spec": {"podCIDR": "10.244.1.0/24"},
+            "status": {"conditions": [{"type": "Ready", "status": "True"}],
+                       "nodeInfo": {"kubeletVersion": "v1.29.0"}}}
+
+
 def make_pod(namespace: str, name: str, labels: dict[str, str] | None = None,
              annotations: dict[str, str] | None = None, node: str = "node-1",
              containers: tuple[str, ...] = ("app",), uid: str | None = None,

@@ -23,6 +23,7 @@ from apiemulator.world import PHASES, Fault, World
 _POD = re.compile(r"^/api/v1/namespaces/([^/]+)/pods/([^/]+)$")
 _NS = re.compile(r"^/api/v1/namespaces/([^/]+)$")
 _NS_PODS = re.compile(r"^/api/v1/namespaces/([^/]+)/pods$")
+_NODE = re.compile(r"^/api/v1/nodes/([^/]+)$")
 
 
 class ApiHandler(BaseHTTPRequestHandler):
@@ -82,7 +83,31 @@ class ApiHandler(BaseHTTPRequestHandler):
             else:
                 self._json(200, obj, path, user, "namespace")
             return
+        m = _NODE.match(path)
+        if m:
+            with world.lock:
+                obj = world.nodes.get(m[1])
+            if obj is None:
+                self._status(404, f'nodes "{m[1]}" not found', path, user, "node",
+                             {"name": m[1], "kind": "nodes"})
+            else:
+                self._json(200, obj, path, user, "node")
+            return
         watching = query.get("watch") in ("1", "true")
+        if path == "/api/v1/nodes":
+            sel = query.get("fieldSelector", "")
+            name = sel.split("=", 1)[1] if sel.startswith("metadata.name=") else None
+
+            def named(o: dict[str, Any]) -> bool:
+                return name is None or o["metadata"].get("name") == name
+
+            if watching:
+                watch.stream(self, self.server, "Node", named, query, user, "node_watch")
+                return
+            with world.lock:
+                items = [o for o in world.nodes.values() if named(o)]
+            self._list("NodeList", items, query, path, user, "node_list")
+            return
         if path == "/api/v1/namespaces":
             if watching:
                 watch.stream(self, self.server, "Namespace", lambda o: True, query, user,

@@ -10,7 +10,7 @@ import contextlib
 import json
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
@@ -71,7 +71,9 @@ def stream(handler: Any, server: StreamServer, kind: str, match: Match,
         initial: list[dict[str, Any]] = []
         if since is None:
             # No version, or "0": the current state as ADDED events, then changes.
-            objs = world.pods.values() if kind == "Pod" else world.namespaces.values()
+            objs: Iterable[dict[str, Any]] = (
+                world.pods.values() if kind == "Pod" else world.nodes.values()
+                if kind == "Node" else world.namespaces.values())
             initial = [o for o in objs if match(o)]
             since = world.rv
             gone = False

@@ -65,6 +65,7 @@ class World:
         self.lock = threading.Lock()
         self.namespaces: dict[str, dict[str, Any]] = {}
         self.pods: dict[tuple[str, str], dict[str, Any]] = {}
+        self.nodes: dict[str, dict[str, Any]] = {}
         self.rv = 1000
         self.tokens: dict[str, str] = {}
         self.forbidden_users: set[str] = set()
@@ -108,6 +109,8 @@ class World:
                 old = self.namespaces.get(md["name"])
             elif kind == "Pod":
                 old = self.pods.get((md["namespace"], md["name"]))
+            elif kind == "Node":
+                old = self.nodes.get(md["name"])
             else:
                 raise ValueError(f"unsupported kind {kind!r}")
             keep_uid = old["metadata"]["uid"] if old else None
@@ -116,6 +119,8 @@ class World:
                           datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
             if kind == "Namespace":
                 self.namespaces[md["name"]] = obj
+            elif kind == "Node":
+                self.nodes[md["name"]] = obj
             else:
                 self.pods[(md["namespace"], md["name"])] = obj
             self._event("MODIFIED" if old else "ADDED", obj)
@@ -125,6 +130,8 @@ class World:
         with self.lock:
             if kind == "Namespace":
                 obj = self.namespaces.pop(name, None)
+            elif kind == "Node":
+                obj = self.nodes.pop(name, None)
             else:
                 obj = self.pods.pop((namespace or "", name), None)
             if obj is None:

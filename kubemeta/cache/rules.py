@@ -10,10 +10,13 @@ no clock. The store (store.py) holds the lock around every call.
   (``deleted_quiet``) and at most ``deleted_max_age``.
 - ``generation`` moves on whenever what a snapshot or a shared view would
   hold may have changed.
+- extra_fields' node_labels: every pod of the watched node carries the node's
+  labels as they are now, whatever brought the pod in.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -89,6 +92,25 @@ class Caches:
         self._deleted_cids: dict[str, str] = {}      # container id -> pod uid
         self._next_sweep = 0.0
         self.generation = 0
+        self._node: tuple[str, dict[str, str]] | None = None  # node_labels: (node, labels)
+
+    def _stamped(self, pod: PodMeta) -> PodMeta:
+        node = self._node
+        if node is None or pod.node_name != node[0] or pod.node_labels == node[1]:
+            return pod
+        return dataclasses.replace(pod, node_labels=node[1])
+
+    def node_labels(self, node: str, labels: dict[str, str]) -> bool:
+        """The node's labels are now ``labels``: its pods carry them (those known
+        already too). False when they were already."""
+        if self._node == (node, labels):
+            return False
+        self._node = (node, labels)
+        for key, e in list(self.pods.items()):
+            if e.value is not None and e.value.node_name == node:
+                self.pods[key] = dataclasses.replace(e, value=self._stamped(e.value))
+        self.generation += 1
+        return True
 
     def _cache(self, kind: str) -> Any:
         return self.pods if kind == Kind.POD else self.nss
@@ -129,6 +151,8 @@ class Caches:
         ttl = self._s.not_found_ttl if value is None else self.ttl(kind)
         cache = self._cache(kind)
         if kind == Kind.POD:
+            if value is not None:
+                value = self._stamped(value)
             old = cache.get(key)
             if value is None and old is not None:
                 self._bury(old.value, now)
@@ -149,12 +173,14 @@ class Caches:
         if (old is not None and old.value is not None) or (
                 value.uid is not None and value.uid in self._deleted):
             return False
-        self.pods[key] = Entry(value, now)
+        self.pods[key] = Entry(self._stamped(value), now)
         self.generation += 1
         return True
 
     # -- a watch --
     def put_watched(self, kind: str, key: Any, value: Any) -> None:
+        if kind == Kind.POD:
+            value = self._stamped(value)
         cache = self._cache(kind)
         watched = self._watched[Kind(kind)]
         old = cache.get(key)
@@ -263,7 +289,7 @@ class Caches:
         ``spread()`` times their TTL."""
         for key, pod in pods[-self._s.pod_cache_size:]:
             if key not in self.pods:
-                self.pods[key] = Entry(pod, now + spread() * self._s.pod_ttl)
+                self.pods[key] = Entry(self._stamped(pod), now + spread() * self._s.pod_ttl)
         for name, ns in nss[-self._s.namespace_cache_size:]:
             if name not in self.nss:
                 self.nss[name] = Entry(ns, now + spread() * self._s.namespace_ttl)

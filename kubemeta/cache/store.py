@@ -11,6 +11,7 @@ last good entry, and a transient error is never cached as an answer.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,6 +25,8 @@ from kubemeta.clock import SYSTEM, Clock
 from kubemeta.kinds import Kind
 from kubemeta.model.identify import PodRef
 from kubemeta.model.schema import NamespaceMeta, PodMeta
+
+log = logging.getLogger("kubemeta.cache.store")
 
 __all__ = ["Counters", "Entry", "Fetcher", "MetadataStore", "StoreSettings"]
 
@@ -201,6 +204,15 @@ class MetadataStore:
         failure (one still waiting for its first list is not an outage)."""
         return not self._lookups.api_ok or any(
             not h.up and h.last_error is not None for h in list(self.feeds.values()))
+
+    def node_labels(self, node: str, labels: dict[str, str]) -> None:
+        """extra_fields' node_labels: the watched node's labels, for its pods."""
+        with self._lock:
+            changed = self._caches.node_labels(node, labels)
+        if changed:
+            log.info("node %s: labels %s", node, ", ".join(f"{k}={v}" for k, v in
+                                                         sorted(labels.items())) or "none kept",
+                     extra={"event": "node_labels"})
 
     def stopgap(self, pods: dict[PodKey, PodMeta]) -> int:
         """Pods the kubelet has, for those the store does not know; how many were."""

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from kubemeta import text
+from kubemeta.errors import ConfigError
 
 log = logging.getLogger("kubemeta.kube.credentials")
 
@@ -136,3 +137,50 @@ def stamps(paths: list[str]) -> tuple[tuple[float, int] | None, ...]:
         except OSError:
             out.append(None)
     return tuple(out)
+
+
+def endpoint(s: ClientSettings, kubeconfig: Callable[[ClientSettings], Endpoint]) -> Endpoint:
+    """The API server's endpoint; with ``s.kubelet``, the node's kubelet's, with
+    the same credentials and the kubelet's own address and TLS settings.
+    ``kubeconfig`` reads a kubeconfig (kubeapi's, with the client's loader)."""
+    ep = kubeconfig(s) if s.kubeconfig else Endpoint(
+        url=s.url.rstrip("/"), verify=not s.insecure_skip_tls_verify)
+    ca = s.ca_file or ep.ca_file
+    cert, key = ep.cert_file, ep.key_file
+    if s.cert_file:
+        cert, key = s.cert_file, s.key_file
+    warnings: list[str] = []
+    if s.ca_file:
+        verify = not s.insecure_skip_tls_verify  # kubemeta's own CA: its setting wins
+    else:
+        verify = ep.verify and not s.insecure_skip_tls_verify
+        if not ep.verify and not s.insecure_skip_tls_verify:
+            warnings.append(
+                f"kubeconfig {s.kubeconfig} turns TLS verification off for {ep.url}: anyone "
+                "who can answer for that address gets the credentials; set ca_file (or fix "
+                "the kubeconfig) to verify it")
+    url = ep.url
+    auth = ep.kubeconfig_auth
+    anonymous = False
+    if s.kubelet is not None:
+        url = s.kubelet.url.rstrip("/")
+        ca = s.kubelet.ca_file or ca
+        verify = not s.kubelet.insecure_skip_tls_verify
+        if not verify:
+            # Any local user can listen on the kubelet's port while it is down.
+            anonymous = True
+            cert = key = auth = None
+            warnings.append(
+                f"kubelet_insecure_skip_tls_verify: kubemeta sends no credentials to the "
+                f"kubelet at {url}, which it cannot verify; set kubelet_ca_file to the "
+                "kubelet's CA (for a self-signed kubelet, /var/lib/kubelet/pki/kubelet.crt)")
+    if url.startswith("http://"):
+        if not s.allow_insecure_http:
+            raise ConfigError(f"{url} is plain http, where credentials would travel in clear; "
+                              "use https://, or set allow_insecure_http: true")
+        cert = key = auth = None  # and no token: see KubeApi._headers
+    kubelet = s.kubelet is not None
+    return Endpoint(url=url, ca_file=ca, cert_file=cert, key_file=key, verify=verify,
+                    server_name=None if kubelet else ep.server_name,
+                    proxy=None if kubelet else ep.proxy, kubeconfig_auth=auth,
+                    warnings=tuple(warnings), anonymous=anonymous)

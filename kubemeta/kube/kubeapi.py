@@ -32,7 +32,7 @@ from kubemeta.errors import (
     ConfigError,
 )
 from kubemeta.kube import deadlines
-from kubemeta.kube.credentials import ClientSettings, Endpoint, TokenFile, stamps
+from kubemeta.kube.credentials import ClientSettings, Endpoint, TokenFile, endpoint, stamps
 from kubemeta.kube.httperrors import translate_status, translate_transport
 from kubemeta.text import clip
 from kubemeta.wire.listproto import Listing
@@ -50,52 +50,6 @@ POOL_SIZE = 16
 # What the network and the TLS stack raise; anything else is not a transport failure.
 TRANSPORT_ERRORS = (urllib3.exceptions.HTTPError, OSError, http.client.HTTPException)
 USER_AGENT = f"kubemeta/{__version__}"
-
-
-def endpoint(s: ClientSettings) -> Endpoint:
-    """The API server's endpoint; with ``s.kubelet``, the node's kubelet's, with
-    the same credentials and the kubelet's own address and TLS settings."""
-    ep = _kubeconfig_endpoint(s) if s.kubeconfig else Endpoint(
-        url=s.url.rstrip("/"), verify=not s.insecure_skip_tls_verify)
-    ca = s.ca_file or ep.ca_file
-    cert, key = ep.cert_file, ep.key_file
-    if s.cert_file:
-        cert, key = s.cert_file, s.key_file
-    warnings: list[str] = []
-    if s.ca_file:
-        verify = not s.insecure_skip_tls_verify  # kubemeta's own CA: its setting wins
-    else:
-        verify = ep.verify and not s.insecure_skip_tls_verify
-        if not ep.verify and not s.insecure_skip_tls_verify:
-            warnings.append(
-                f"kubeconfig {s.kubeconfig} turns TLS verification off for {ep.url}: anyone "
-                "who can answer for that address gets the credentials; set ca_file (or fix "
-                "the kubeconfig) to verify it")
-    url = ep.url
-    auth = ep.kubeconfig_auth
-    anonymous = False
-    if s.kubelet is not None:
-        url = s.kubelet.url.rstrip("/")
-        ca = s.kubelet.ca_file or ca
-        verify = not s.kubelet.insecure_skip_tls_verify
-        if not verify:
-            # Any local user can listen on the kubelet's port while it is down.
-            anonymous = True
-            cert = key = auth = None
-            warnings.append(
-                f"kubelet_insecure_skip_tls_verify: kubemeta sends no credentials to the "
-                f"kubelet at {url}, which it cannot verify; set kubelet_ca_file to the "
-                "kubelet's CA (for a self-signed kubelet, /var/lib/kubelet/pki/kubelet.crt)")
-    if url.startswith("http://"):
-        if not s.allow_insecure_http:
-            raise ConfigError(f"{url} is plain http, where credentials would travel in clear; "
-                              "use https://, or set allow_insecure_http: true")
-        cert = key = auth = None  # and no token: see KubeApi._headers
-    kubelet = s.kubelet is not None
-    return Endpoint(url=url, ca_file=ca, cert_file=cert, key_file=key, verify=verify,
-                    server_name=None if kubelet else ep.server_name,
-                    proxy=None if kubelet else ep.proxy, kubeconfig_auth=auth,
-                    warnings=tuple(warnings), anonymous=anonymous)
 
 
 def _kubeconfig_endpoint(s: ClientSettings) -> Endpoint:
@@ -168,7 +122,7 @@ class KubeApi:
     cache (resourceVersion=0)."""
 
     def __init__(self, settings: ClientSettings, clock: Clock = SYSTEM) -> None:
-        ep = endpoint(settings)
+        ep = endpoint(settings, _kubeconfig_endpoint)
         self._clock = clock
         self._ep = ep
         self.url = ep.url
@@ -243,6 +197,11 @@ class KubeApi:
     def list_namespaces(self) -> Listing:
         return self._list("/api/v1/namespaces", [("resourceVersion", "0")])
 
+    def list_node(self, node: str) -> Listing:
+        """This node's object alone (extra_fields: node_labels)."""
+        return self._list("/api/v1/nodes", [("fieldSelector", f"metadata.name={node}"),
+                                            ("resourceVersion", "0")])
+
     def _list(self, path: str, query: list[tuple[str, str]],
               need_resource_version: bool = True) -> Listing:
         """A list answer, decoded item by item as it is read (see listproto)."""
@@ -279,6 +238,12 @@ class KubeApi:
     def watch_namespaces(self, rv: str, timeout: float) -> Iterator[bytes]:
         return self._stream("/api/v1/namespaces", [
             ("watch", "true"), ("resourceVersion", rv), ("allowWatchBookmarks", "true"),
+            ("timeoutSeconds", str(int(timeout)))])
+
+    def watch_node(self, node: str, rv: str, timeout: float) -> Iterator[bytes]:
+        return self._stream("/api/v1/nodes", [
+            ("fieldSelector", f"metadata.name={node}"), ("watch", "true"),
+            ("resourceVersion", rv), ("allowWatchBookmarks", "true"),
             ("timeoutSeconds", str(int(timeout)))])
 
     def _stream(self, path: str, query: list[tuple[str, str]]) -> Iterator[bytes]:

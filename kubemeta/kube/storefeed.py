@@ -28,6 +28,8 @@ def shape(shaper: Shaper, kind: str, obj: Any) -> tuple[Any, Any] | None:
     name = md.get("name") if isinstance(md, dict) else None
     if not isinstance(name, str) or not isinstance(md, dict):
         return None
+    if kind == Kind.NODE:
+        return name, shaper.node_labels(obj, name)
     if kind != Kind.POD:
         return name, shaper.namespace(obj, name)
     ns = md.get("namespace")
@@ -49,6 +51,7 @@ class StoreFeed:
         self.stale_since: float | None = None
         self.health = FeedHealth()
         self._counted = resource is not None  # an API resource: its requests are counted
+        self.node = ""  # Kind.NODE: the node's name
         if resource is not None:
             store.feeds[resource] = self.health
 
@@ -67,7 +70,10 @@ class StoreFeed:
             shaped = self._shape(obj) if isinstance(obj, dict) else None
             if shaped is not None:
                 entries[shaped[0]] = shaped[1]
-        self._store.replace_watched(self._kind, entries)
+        if self._kind == Kind.NODE:  # the node alone (what) is listed
+            self._store.node_labels(self.node, entries.get(self.node, {}))
+        else:
+            self._store.replace_watched(self._kind, entries)
         self._count("list.200")
         self.health.up = True
         self.heard()
@@ -103,7 +109,10 @@ class StoreFeed:
         if shaped is None:
             return
         key, meta = shaped
-        if event.type == "DELETED":
+        if self._kind == Kind.NODE:
+            if key == self.node:
+                self._store.node_labels(key, {} if event.type == "DELETED" else meta)
+        elif event.type == "DELETED":
             self._store.forget_watched(self._kind, key)
         else:
             self._store.put_watched(self._kind, key, meta)

@@ -1,6 +1,6 @@
 """source: watch. This node's pods and every namespace are listed, then
 watched, each by a reflector in a thread of its own, into the store, until the
-store is stopped."""
+store is stopped; with extra_fields' node_labels, the node's object too."""
 
 from __future__ import annotations
 
@@ -29,6 +29,7 @@ class WatchSettings:
     timeout: float       # a watch ends after this (times 1 to 2), and is made again
     start_jitter: float  # a warm helper's first list waits up to this
     backoff: Backoff
+    node_labels: bool = False  # extra_fields: node_labels: the node object is watched too
 
 
 def start_watches(store: MetadataStore, make_api: Callable[[], KubeApi], shaper: Shaper,
@@ -76,6 +77,14 @@ def start_watches(store: MetadataStore, make_api: Callable[[], KubeApi], shaper:
             sleep=store.retry_wait, rng=rng)
         threading.Thread(target=namespaces.run, args=(store.stopped,),
                          name="kubemeta-watch-namespaces", daemon=True).start()
+        if s.node_labels:
+            feed = StoreFeed(store, Kind.NODE, shaper, f"node {node}", resource="nodes")
+            feed.node = node
+            threading.Thread(target=Reflector(
+                f"node {node}", lambda: api.list_node(node),
+                lambda rv: api.watch_node(node, rv, timeout()), feed, s.backoff,
+                sleep=store.retry_wait, rng=rng).run, args=(store.stopped,),
+                name="kubemeta-watch-node", daemon=True).start()
         pods.run(store.stopped)
 
     if jitter == 0:

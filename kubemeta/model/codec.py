@@ -29,6 +29,8 @@ def pod_doc(meta: PodMeta, key: tuple[str, str] | None = None) -> dict[str, Any]
         out["images"] = {name: list(v) for name, v in meta.images.items()}
     if meta.excluded:
         out["excluded"] = list(meta.excluded)
+    if meta.node_labels is not None:
+        out["node_labels"] = meta.node_labels
     if key is not None:
         out["ns"], out["name"] = key
     return out
@@ -56,7 +58,7 @@ def pod_meta(p: dict[str, Any]) -> PodMeta:
     return PodMeta(_s(p, "uid"), _m(p, "labels"), _m(p, "annotations"), _s(p, "node"),
                    tuple(sorted(cids)), tuple((k, v) for k, v in extra),
                    None if images is None else {k: (v[0], v[1]) for k, v in images.items()},
-                   tuple(sorted(excluded)))
+                   tuple(sorted(excluded)), _m(p, "node_labels"))
 
 
 def ns_doc(m: NamespaceMeta, name: str | None = None) -> dict[str, Any]:
@@ -93,10 +95,12 @@ def pod_from_members(own: dict[str, Any], extra: dict[str, Any], cids: Any,
                      containers: dict[str, dict[str, Any]]) -> PodMeta:
     """A pod from its reply members (schema.pod_fields, the extra fields, and each
     container's schema.container_fields), and its container ids."""
+    extra = dict(extra)
+    node_labels = extra.pop("node_labels", None)
     return pod_meta({
         "uid": own.get("pod_id"), "labels": own.get("labels"),
         "annotations": own.get("annotations"), "node": own.get("host"), "cids": cids,
-        "extra": [[k, v] for k, v in extra.items()],
+        "extra": [[k, v] for k, v in extra.items()], "node_labels": node_labels,
         "images": {name: [d.get("container_image"), d.get("container_image_id")]
                    for name, d in containers.items()
                    if "container_image" in d or "container_image_id" in d} or None,

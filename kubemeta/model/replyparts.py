@@ -22,6 +22,7 @@ from kubemeta.model.schema import (
     container_fields,
     containers,
     docker_fields,
+    extra_fields,
     line_fields,
     ns_fields,
     pod_fields,
@@ -57,7 +58,7 @@ def ns_part(ns: NamespaceMeta, dumps: Dumps) -> bytes:
 
 def pod_parts(pod: PodMeta, dumps: Dumps) -> PodParts:
     images = {name: _members(dumps, container_fields(pod, name)) for name in containers(pod)}
-    return PodParts(pod.uid, _members(dumps, pod_fields(pod)), _members(dumps, dict(pod.extra)),
+    return PodParts(pod.uid, _members(dumps, pod_fields(pod)), _members(dumps, extra_fields(pod)),
                     {name: m for name, m in images.items() if m})
 
 

@@ -44,6 +44,9 @@ class PodMeta:
     # log control: the containers whose lines are dropped (sorted; none when the
     # whole pod's are, which is a member of ``extra``).
     excluded: tuple[str, ...] = ()
+    # extra_fields' node_labels: its node's labels (node_label_match), stamped by
+    # the store on the pods of the node it watches.
+    node_labels: Labels | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +57,7 @@ class NamespaceMeta:
     creation_timestamp: str | None
 
 
-EXTRA_FIELDS = ("pod_ip", "container_image", "container_image_id", "owner")
+EXTRA_FIELDS = ("pod_ip", "container_image", "container_image_id", "owner", "node_labels")
 OWNER_KEYS = ("deployment", "statefulset", "daemonset", "job", "cronjob")
 EXCLUDE = "kubemeta_exclude"
 SAMPLE = "kubemeta_sample"
@@ -80,11 +83,13 @@ class Shaper:
 
     def __init__(self, de_dot: bool, separator: str, annotation_match: Iterable[str],
                  extra_fields: Iterable[str] = (), log_control: LogControl | None = None,
-                 problem: Callable[[str], object] | None = None) -> None:
+                 problem: Callable[[str], object] | None = None,
+                 node_label_match: Iterable[str] = ()) -> None:
         self._de_dot = de_dot
         self._sep = separator
         self._match = [re.compile(p) for p in annotation_match]
-        self._extra = frozenset(extra_fields)
+        self._node_match = [re.compile(p) for p in node_label_match]
+        self._extra = frozenset(extra_fields) - {"node_labels"}  # the pod's own
         self._control = log_control
         self._problem = problem
 
@@ -153,6 +158,13 @@ class Shaper:
             out["images"] = {name: (image if keep_image else None, iid if keep_id else None)
                              for name, (image, iid) in _images(obj.get("spec"), status).items()}
         return out
+
+    def node_labels(self, obj: Any, name: str) -> Labels:
+        """A Node's labels that match ``node_label_match``, keys de-dotted."""
+        md = _metadata(obj, "Node", name)
+        labels = _strmap(md, "labels") or {}
+        kept = {k: v for k, v in labels.items() if any(rx.search(k) for rx in self._node_match)}
+        return self._keys(kept) or {}
 
     def namespace(self, obj: Any, name: str) -> NamespaceMeta:
         md = _metadata(obj, "Namespace", name)
@@ -323,6 +335,15 @@ def pod_fields(pod: PodMeta) -> dict[str, Any]:
     return k
 
 
+def extra_fields(pod: PodMeta) -> dict[str, Any]:
+    """The pod's members after mmkubernetes's own: extra_fields and log control's
+    marks, then its node's labels."""
+    k: dict[str, Any] = dict(pod.extra)
+    if pod.node_labels is not None:
+        k["node_labels"] = pod.node_labels
+    return k
+
+
 def container_fields(pod: PodMeta, container: str) -> dict[str, str]:
     """One container's members: extra_fields' container_image and
     container_image_id when known, and log control's mark when it is excluded."""
@@ -369,7 +390,7 @@ def kubernetes_fields(ref: PodRef, pod: PodMeta | None, ns: NamespaceMeta | None
     k.update(line_fields(ref, pod is not None, master_url))
     if pod is not None:
         # extra_fields, after mmkubernetes's own (none unless asked for)
-        k.update(pod.extra)
+        k.update(extra_fields(pod))
         k.update(container_fields(pod, ref.container))
     return k
 

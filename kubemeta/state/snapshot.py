@@ -39,12 +39,16 @@ class Contents:
 
 def identity(kubernetes_url: str, node_name: str | None, de_dot: bool, separator: str,
              annotation_match: tuple[str, ...], extra_fields: tuple[str, ...] = (),
-             log_control: list[Any] | None = None) -> dict[str, Any]:
+             log_control: list[Any] | None = None,
+             node_label_match: tuple[str, ...] | None = None) -> dict[str, Any]:
     """What a snapshot's metadata depends on: any difference makes it foreign.
-    ``log_control``: its settings, when on."""
+    ``log_control``: its settings, when on; ``node_label_match``, with node_labels.
+    Each is absent when off, so that older snapshots stay the same."""
     shape: list[Any] = [de_dot, separator, list(annotation_match), sorted(extra_fields)]
     if log_control is not None:
-        shape.append(log_control)  # absent when off: older snapshots stay the same
+        shape.append(log_control)
+    if node_label_match is not None:
+        shape.append({"node_label_match": list(node_label_match)})
     return {"kubernetes_url": kubernetes_url, "node_name": node_name, "shape": shape}
 
 
