@@ -21,11 +21,13 @@ from apiemulator import ApiEmulator, make_namespace, make_pod
 
 from harness import (
     DOCKER,
+    OMPROG,
     TABLE_DOCKER,
     Daemon,
     Rsyslog,
     container_log,
     docker_line,
+    enriched_socket,
     kubemeta_config,
     shipped_snippet,
     wait_log,
@@ -58,28 +60,16 @@ class Node:
         self.written += n
         return texts
 
-    def settle(self, container: str = "app") -> None:
+    def settle(self, container: str = "app", passes: int = 1) -> None:
         """Until rsyslog has dealt with every line written so far: a sentinel
-        line (whose own fate is not asserted) has reached mmjsonparse."""
+        line (whose own fate is not asserted) has reached mmjsonparse (``passes``
+        times: the omprog setup parses each line twice, the second time just
+        before the log_control block)."""
         self.write(container, "sentinel", 1)
         end = time.monotonic() + 60
-        while self.parsed() < self.written:
-            assert time.monotonic() < end, f"{self.parsed()} of {self.written} lines parsed"
+        while parsed(self.tmp) < passes * self.written:
+            assert time.monotonic() < end, f"{parsed(self.tmp)} of {self.written} parsed"
             time.sleep(0.1)
-
-    def parsed(self) -> int:
-        stats = self.tmp / "impstats.json"
-        last: dict[str, int] = {}
-        for line in stats.read_text().splitlines() if stats.exists() else []:
-            if ": {" not in line:
-                continue  # still being written
-            try:  # each line: the date, ": ", the counters
-                s = json.loads(line.split(": ", 1)[1])
-            except ValueError:
-                continue
-            if str(s.get("name", "")).endswith("mmjsonparse"):
-                last[s["name"]] = int(s.get("processed", 0))
-        return sum(last.values())
 
     def out(self, *texts: str) -> list[dict[str, Any]]:
         """The records of these texts, once the last one is out."""
@@ -88,20 +78,37 @@ class Node:
         return [r for r in recs if r["log"].rstrip("\n") in texts]
 
 
+def parsed(tmp: Path) -> int:
+    """How many records rsyslog's mmjsonparse actions have had (impstats)."""
+    stats = tmp / "impstats.json"
+    last: dict[str, int] = {}
+    for line in stats.read_text().splitlines() if stats.exists() else []:
+        if ": {" not in line:
+            continue  # still being written
+        try:  # each line: the date, ": ", the counters
+            s = json.loads(line.split(": ", 1)[1])
+        except ValueError:
+            continue
+        if str(s.get("name", "")).endswith("mmjsonparse"):
+            last[s["name"]] = int(s.get("processed", 0))
+    return sum(last.values())
+
+
 IMPSTATS = ('module(load="impstats" interval="1" format="json" log.syslog="off" '
             'resetCounters="off" log.file="{file}")\n')
 
 
 @contextmanager
 def node(tmp: Path, emu: ApiEmulator, token_file: Path, table: bool = False,
-         **settings: Any) -> Iterator[Node]:
+         snippet: str = DOCKER, **settings: Any) -> Iterator[Node]:
     emu.world.apply(make_namespace("shop", {"team": "shop"}))
     emu.world.apply(make_pod("shop", "noisy", {"app": "noisy"}, containers=("app", "sidecar")))
     cfg = kubemeta_config(tmp, emu, token_file, node_name="node-1", watch_start_jitter=0,
                           log_control=True, **settings)
-    text = shipped_snippet(tmp, cfg, name=TABLE_DOCKER if table else DOCKER)
-    assert 'queue.workerThreads="2"' in text
-    text = text.replace('queue.workerThreads="2"', 'queue.workerThreads="1"')
+    text = shipped_snippet(tmp, cfg, name=TABLE_DOCKER if table else snippet)
+    if snippet != OMPROG:  # omprog's queues have one worker already
+        assert 'queue.workerThreads="2"' in text
+        text = text.replace('queue.workerThreads="2"', 'queue.workerThreads="1"')
     text = IMPSTATS.format(file=tmp / "impstats.json") + text
     daemon = Daemon(cfg).start() if table else None
     try:
@@ -188,3 +195,16 @@ def test_table_mode_drops_an_excluded_pods_lines_on_a_table_hit(
         recs = n.out(*dropped, *after)
     assert logs(recs) == after
     assert all(r["kubernetes"]["labels"] == {"app": "noisy"} for r in recs)
+
+
+def test_omprog_mode_drops_an_excluded_pods_lines_on_their_way_back(
+        tmp_path: Path, emulator: ApiEmulator, token_file: Path) -> None:
+    with node(tmp_path, emulator, token_file, snippet=OMPROG,
+              sink=f"unix:{enriched_socket(tmp_path)}") as n:
+        n.annotate({"kubemeta.io/exclude": "true"})
+        dropped = n.write("app", "excluded", 10)
+        n.settle(passes=2)
+        n.annotate({})
+        after = n.write("app", "after", 10)
+        recs = n.out(*dropped, *after)
+    assert logs(recs) == after
