@@ -13,6 +13,11 @@ Reported per source: API requests per node per hour (steady state, and over the
 whole run), and the peak request rate in the minutes after the mass restart,
 for the simulated nodes and scaled linearly to ``--fleet`` nodes (each node's
 requests are independent of the others', so the rate grows with their number).
+A peak is the highest average over ``PEAK_WINDOW`` seconds: the busiest single
+second of a few simulated nodes says more about chance than about a fleet,
+where thousands of independent requests even out. Then an API outage (403 for
+``--outage-minutes``) with a pod new to every node: the request rate during
+and after it, and how soon each node labels that pod.
 
     .venv/bin/python scripts/fleetsim.py                # about 6 minutes
     .venv/bin/python scripts/fleetsim.py --quick        # a few seconds, a smoke test
@@ -62,6 +67,9 @@ class Args:
     line_interval: int
     start_delay: int
     sources: list[str]
+    outage_at: float
+    outage_minutes: float
+    jitter: float | None = None  # watch_start_jitter; None: kubemeta's default
 
 
 @dataclass
@@ -92,8 +100,8 @@ class Node:
 
 
 def scaled_config(emu: ApiEmulator, node: str, source: str, scale: float,
-                  kubelet_url: str) -> Config:
-    d = Config()
+                  kubelet_url: str, jitter: float | None = None) -> Config:
+    d = Config() if jitter is None else Config(watch_start_jitter=jitter)
     return Config(
         kubernetes_url=emu.url, ca_file=emu.pki.ca_file, token=TOKEN, node_name=node,
         source=source, kubelet_url=kubelet_url, log_level="error",
@@ -105,13 +113,25 @@ def scaled_config(emu: ApiEmulator, node: str, source: str, scale: float,
         kubelet_refresh_interval=d.kubelet_refresh_interval / scale,
         kubelet_min_interval=d.kubelet_min_interval / scale,
         retry_initial=d.retry_initial / scale, retry_max=d.retry_max / scale,
-        retry_jitter=d.retry_jitter / scale, lookup_workers=2)
+        retry_jitter=d.retry_jitter / scale, api_probe_interval=d.api_probe_interval / scale,
+        api_probe_window=d.api_probe_window / scale, lookup_workers=2)
 
 
 def api_requests(emu: ApiEmulator) -> int:
     with emu.world.lock:
         return sum(n for kind, n in emu.world.by_kind.items()
                    if not kind.startswith(API_KINDS_EXCLUDED))
+
+
+PEAK_WINDOW = 10  # simulated seconds
+
+
+def top(per_second: list[int]) -> float:
+    """The highest average rate over PEAK_WINDOW consecutive seconds."""
+    if len(per_second) <= PEAK_WINDOW:
+        return sum(per_second) / max(1, len(per_second))
+    return max(sum(per_second[i:i + PEAK_WINDOW]) / PEAK_WINDOW
+               for i in range(len(per_second) - PEAK_WINDOW + 1))
 
 
 def simulate(source: str, a: Args, workdir: Path) -> dict[str, float]:
@@ -143,7 +163,7 @@ def simulate(source: str, a: Args, workdir: Path) -> dict[str, float]:
     for i in range(a.nodes):
         name = f"node-{i}"
         url = emu.start_kubelet(name).url if source == "kubelet" else "https://127.0.0.1:1"
-        node = Node(name, scaled_config(emu, name, source, a.scale, url))
+        node = Node(name, scaled_config(emu, name, source, a.scale, url, a.jitter))
         for _ in range(a.pods):
             new_pod(node)
         nodes.append(node)
@@ -157,10 +177,31 @@ def simulate(source: str, a: Args, workdir: Path) -> dict[str, float]:
     last = api_requests(emu)
     churn_per_pod_second = a.churn / 3600
     start = time.monotonic()
+    outage_start, outage_end = int(a.outage_at * 60), int((a.outage_at + a.outage_minutes) * 60)
+    during: dict[str, Node] = {}  # the pods created as the outage begins, by key
+    labelled_after: dict[str, int] = {}  # seconds from the outage's end to their labels
     for t in range(seconds):
         if t == int(a.restart_at * 60):
             for node in nodes:
                 node.restart()
+        if t == outage_start:
+            # A control plane's restart: 403 for a while. Every node gets a pod
+            # the API knows of and kubemeta cannot ask about.
+            emu.set_phase("forbidden")
+            for node in nodes:
+                new_pod(node, t)
+                during[node.pods[-1]] = node
+        if t == outage_end:
+            emu.set_phase("ok")
+        if t >= outage_end:
+            for key, node in during.items():
+                if key in labelled_after or node.store is None:
+                    continue
+                ns, pod = key.split("/")
+                pe, _ = node.store.lookup(PodRef(ns, pod, "app", None, None), time.monotonic(),
+                                          time.monotonic())
+                if pe is not None and pe.value is not None:
+                    labelled_after[key] = t - outage_end
         for node in nodes:
             assert node.store is not None
             now = time.monotonic()
@@ -189,10 +230,20 @@ def simulate(source: str, a: Args, workdir: Path) -> dict[str, float]:
     hours = a.minutes / 60
     restart = int(a.restart_at * 60)
     warm = min(600, restart // 2)
-    steady = sum(per_second[warm:restart]) / max(1, restart - warm) * 3600 / a.nodes
-    after = per_second[restart:restart + 300]
-    peak = max(after) if after else 0
+    # Steady state: neither the start nor the outage and the minutes after it.
+    calm = [n for t, n in enumerate(per_second[:restart])
+            if t >= warm and not outage_start <= t < outage_end + 120]
+    steady = sum(calm) / max(1, len(calm)) * 3600 / a.nodes
+    peak = top(per_second[restart:restart + 300])
+    out = per_second[outage_start:outage_end]
+    waits = sorted(labelled_after.values())
     return {
+        "outage_rate": sum(out) / max(1, len(out)) * a.fleet / a.nodes,
+        "outage_peak": top(out) * a.fleet / a.nodes,
+        "recovery_peak": top(per_second[outage_end:outage_end + 60]) * a.fleet / a.nodes,
+        "labelled": len(waits) / max(1, len(during)),
+        "label_median": waits[len(waits) // 2] if waits else float("nan"),
+        "label_max": waits[-1] if waits else float("nan"),
         "steady_per_node_hour": steady,
         "total_per_node_hour": sum(per_second) / a.nodes / hours,
         "peak_after_restart": peak,
@@ -218,6 +269,11 @@ def main() -> int:
                    help="simulated seconds from a pod's creation to its first line (its "
                         "containers start)")
     p.add_argument("--sources", default="get,watch,kubelet")
+    p.add_argument("--outage-at", type=float, default=20.0, help="simulated minute an API "
+                   "outage (403) begins; each node gets a new pod then")
+    p.add_argument("--outage-minutes", type=float, default=2.0)
+    p.add_argument("--watch-start-jitter", type=float, default=None,
+                   help="watch_start_jitter (default: kubemeta's)")
     p.add_argument("--quick", action="store_true", help="a tiny run, to check the script")
     ns = p.parse_args()
     # The simulated helpers' own logs (watch cuts at the end, and so on) are not the report.
@@ -225,26 +281,41 @@ def main() -> int:
     quiet.addHandler(logging.NullHandler())
     quiet.propagate = False
     a = Args(ns.nodes, ns.pods, ns.namespaces, ns.fleet, ns.scale, ns.minutes, ns.restart_at,
-             ns.churn, ns.line_interval, ns.start_delay, ns.sources.split(","))
+             ns.churn, ns.line_interval, ns.start_delay, ns.sources.split(","), ns.outage_at,
+             ns.outage_minutes, ns.watch_start_jitter)
     if ns.quick:
         a.nodes, a.pods, a.namespaces, a.scale, a.minutes, a.restart_at = 3, 20, 3, 120, 12, 8
+        a.outage_at, a.outage_minutes = 1.5, 0.5
     print(f"{a.nodes} simulated nodes x {a.pods} pods, {a.namespaces} namespaces, churn "
           f"{a.churn}/pod/h, a line per pod every {a.line_interval} s, mass restart at minute "
           f"{a.restart_at:g} of {a.minutes:g}; time x{a.scale:g}; scaled to {a.fleet} nodes\n")
     print("| source | API requests per node per hour (steady) | per node per hour "
-          "(whole run, with start and restart) | peak API requests/s after the mass restart "
-          f"({a.nodes} nodes) | same, {a.fleet} nodes |")
+          f"(whole run, with start, outage and restart) | peak API requests/s ({PEAK_WINDOW} s "
+          f"average) after the mass restart ({a.nodes} nodes) | same, {a.fleet} nodes |")
     print("| --- | ---: | ---: | ---: | ---: |")
+    results = {}
     with tempfile.TemporaryDirectory(prefix="kubemeta-fleet-") as tmp:
         for source in a.sources:
-            r = simulate(source, a, Path(tmp))
+            r = results[source] = simulate(source, a, Path(tmp))
             # A request rate measured per simulated second.
             print(f"| `{source}` | {r['steady_per_node_hour']:.0f} | "
-                  f"{r['total_per_node_hour']:.0f} | {r['peak_after_restart']:.0f} | "
+                  f"{r['total_per_node_hour']:.0f} | {r['peak_after_restart']:.1f} | "
                   f"{r['peak_fleet']:.0f} |", flush=True)
             if r["lag"] > a.minutes * 60 / a.scale * 0.2:
                 print(f"(the {source} run fell {r['lag']:.0f} s behind simulated time: "
                       f"lower --scale for exact figures)", file=sys.stderr)
+    print(f"\nAn outage: the API answers 403 from minute {a.outage_at:g} for "
+          f"{a.outage_minutes:g} minutes, and each node gets a new pod as it begins "
+          f"(requests scaled to {a.fleet} nodes; seconds are simulated):\n")
+    print(f"| source | API requests/s during the outage (mean) | (peak, {PEAK_WINDOW} s average) "
+          "| peak API requests/s "
+          "in the minute after it | new pods labelled | seconds after the outage until "
+          "labelled (median) | (max) |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for source, r in results.items():
+        print(f"| `{source}` | {r['outage_rate']:.0f} | {r['outage_peak']:.0f} | "
+              f"{r['recovery_peak']:.0f} | {r['labelled']:.0%} | {r['label_median']:.0f} | "
+              f"{r['label_max']:.0f} |")
     return 0
 
 

@@ -246,6 +246,8 @@ class _ApiServer(ThreadingHTTPServer):
             self.live.add(tls)
         try:
             super().finish_request(tls, client_address)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client went away mid-answer (it stopped, or gave up): its choice
         finally:
             with self.live_lock:
                 self.live.discard(tls)
