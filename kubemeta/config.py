@@ -96,7 +96,7 @@ class Config:
     source: str | None = None  # get, watch or kubelet; None: watch with node_name, else get
     watch_timeout: float = 300.0
     watch_inactivity_timeout: float = 120.0
-    watch_start_jitter: float = 10.0
+    watch_start_jitter: float = 60.0
     kubelet_url: str = "https://127.0.0.1:10250"
     kubelet_ca_file: str | None = None  # None: ca_file
     kubelet_insecure_skip_tls_verify: bool = False
