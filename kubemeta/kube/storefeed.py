@@ -39,8 +39,9 @@ def shape(shaper: Shaper, kind: str, obj: Any) -> tuple[Any, Any] | None:
 class StoreFeed:
     def __init__(self, store: MetadataStore, kind: str, shaper: Shaper, what: str,
                  clock: Clock = SYSTEM, verb: str = "watching",
-                 resource: str | None = None) -> None:
-        """``resource``: its name in the counters (pods, namespaces)."""
+                 resource: str | None = None, node: str = "") -> None:
+        """``resource``: its name in the counters (pods, namespaces, nodes);
+        ``node``: for Kind.NODE, the one node whose labels go to the store."""
         self._verb = verb
         self._store = store
         self._kind = kind
@@ -51,7 +52,7 @@ class StoreFeed:
         self.stale_since: float | None = None
         self.health = FeedHealth()
         self._counted = resource is not None  # an API resource: its requests are counted
-        self.node = ""  # Kind.NODE: the node's name
+        self.node = node
         if resource is not None:
             store.feeds[resource] = self.health
 

@@ -78,8 +78,8 @@ def start_watches(store: MetadataStore, make_api: Callable[[], KubeApi], shaper:
         threading.Thread(target=namespaces.run, args=(store.stopped,),
                          name="kubemeta-watch-namespaces", daemon=True).start()
         if s.node_labels:
-            feed = StoreFeed(store, Kind.NODE, shaper, f"node {node}", resource="nodes")
-            feed.node = node
+            feed = StoreFeed(store, Kind.NODE, shaper, f"node {node}", resource="nodes",
+                             node=node)
             threading.Thread(target=Reflector(
                 f"node {node}", lambda: api.list_node(node),
                 lambda rv: api.watch_node(node, rv, timeout()), feed, s.backoff,
