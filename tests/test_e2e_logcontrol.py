@@ -39,13 +39,17 @@ LOG = "kubemeta.log"
 
 
 class Node:
-    def __init__(self, tmp: Path, emu: ApiEmulator, rs: Rsyslog) -> None:
+    def __init__(self, tmp: Path, emu: ApiEmulator, rs: Rsyslog, passes: int) -> None:
         self.tmp, self.emu, self.rs = tmp, emu, rs
+        self.passes = passes  # mmjsonparse actions a line goes through
         self.changes = 0
         self.written = 0
+        self.dirty: set[str] = set()  # containers written to since the last settle
 
     def annotate(self, annotations: dict[str, str], wait: bool = True) -> None:
-        """noisy's annotations become ``annotations``; until the helper applied it."""
+        """Once rsyslog has dealt with every line written so far, noisy's
+        annotations become ``annotations``; until the helper applied it."""
+        self.settle()
         self.emu.world.apply(make_pod("shop", "noisy", {"app": "noisy"}, annotations,
                                       containers=("app", "sidecar")))
         self.changes += 1
@@ -58,18 +62,35 @@ class Node:
         write_lines(container_log(self.tmp, "shop", "noisy", container),
                     [docker_line(t) for t in texts])
         self.written += n
+        self.dirty.add(container)
         return texts
 
-    def settle(self, container: str = "app", passes: int = 1) -> None:
-        """Until rsyslog has dealt with every line written so far: a sentinel
-        line (whose own fate is not asserted) has reached mmjsonparse (``passes``
-        times: the omprog setup parses each line twice, the second time just
-        before the log_control block)."""
-        self.write(container, "sentinel", 1)
+    def settle(self) -> None:
+        """Until rsyslog has dealt with every line written so far: a sentinel line
+        (whose own fate is not asserted) after them in each file written to has
+        reached mmjsonparse, as many times as the setup parses a line (omprog's
+        twice, the second time just before the log_control block)."""
+        for container in sorted(self.dirty):
+            self.write(container, "sentinel", 1)
+        self.dirty.clear()
         end = time.monotonic() + 60
-        while parsed(self.tmp) < passes * self.written:
+        while parsed(self.tmp) < self.passes * self.written:
             assert time.monotonic() < end, f"{parsed(self.tmp)} of {self.written} parsed"
             time.sleep(0.1)
+
+    def until_rsyslog_keeps(self, kept: bool) -> None:
+        """Table mode: until rsyslog's loaded table (it reloads in the background,
+        after the file) keeps, or drops, noisy's app lines: probe lines, each
+        dealt with (settle) before its fate is read, until one is ``kept``."""
+        end = time.monotonic() + 60
+        k = 0
+        while True:
+            probe = self.write("app", f"probe {k}", 1)[0]
+            self.settle()
+            if any(r["log"] == probe + "\n" for r in self.rs.records()) is kept:
+                return
+            assert time.monotonic() < end, "rsyslog's table never changed"
+            k += 1
 
     def out(self, *texts: str) -> list[dict[str, Any]]:
         """The records of these texts, once the last one is out."""
@@ -113,7 +134,7 @@ def node(tmp: Path, emu: ApiEmulator, token_file: Path, table: bool = False,
     daemon = Daemon(cfg).start() if table else None
     try:
         with Rsyslog(tmp, text) as rs:
-            n = Node(tmp, emu, rs)
+            n = Node(tmp, emu, rs, 2 if snippet == OMPROG and not table else 1)
             start = n.out(*n.write("app", "start", 1))
             assert start[0]["kubernetes"]["labels"] == {"app": "noisy"}, start
             yield n
@@ -132,7 +153,6 @@ def test_an_exclude_annotation_stops_a_pods_lines_and_its_removal_resumes_them(
         before = n.write("app", "before", 10)
         n.annotate({"kubemeta.io/exclude": "true"})
         dropped = n.write("app", "excluded", 25)
-        n.settle()
         n.annotate({"kubemeta.io/exclude": "false"})
         after = n.write("app", "after", 10)
         recs = n.out(*before, *dropped, *after)
@@ -147,10 +167,8 @@ def test_one_container_excluded_and_fluent_bits_annotation_when_asked(
         n.annotate({"kubemeta.io/exclude-sidecar": "true"})
         kept = n.write("app", "app kept", 10)
         dropped = n.write("sidecar", "sidecar dropped", 10)
-        n.settle("sidecar")
         n.annotate({"fluentbit.io/exclude": "True"})
         dropped += n.write("app", "app dropped", 10)
-        n.settle()
         n.annotate({})
         later = n.write("sidecar", "sidecar kept", 5)
         kept_app = n.write("app", "app kept again", 5)
@@ -163,7 +181,6 @@ def test_a_sample_rate_keeps_about_that_share_and_a_bad_one_keeps_all(
     with node(tmp_path, emulator, token_file) as n:
         n.annotate({"kubemeta.io/sample-rate": "0.25"})
         sampled = n.write("app", "sampled", 400)
-        n.settle()
         n.annotate({"kubemeta.io/sample-rate": "lots"})
         end = n.write("app", "all", 20)
         recs = n.out(*sampled, *end)
@@ -187,10 +204,11 @@ def test_table_mode_drops_an_excluded_pods_lines_on_a_table_hit(
 
         n.annotate({"kubemeta.io/exclude": "true"}, wait=False)
         wait_table(tmp_path, marked(True))
+        n.until_rsyslog_keeps(False)
         dropped = n.write("app", "excluded", 10)
-        n.settle()
         n.annotate({}, wait=False)
         wait_table(tmp_path, marked(False))
+        n.until_rsyslog_keeps(True)
         after = n.write("app", "after", 10)
         recs = n.out(*dropped, *after)
     assert logs(recs) == after
@@ -203,7 +221,6 @@ def test_omprog_mode_drops_an_excluded_pods_lines_on_their_way_back(
               sink=f"unix:{enriched_socket(tmp_path)}") as n:
         n.annotate({"kubemeta.io/exclude": "true"})
         dropped = n.write("app", "excluded", 10)
-        n.settle(passes=2)
         n.annotate({})
         after = n.write("app", "after", 10)
         recs = n.out(*dropped, *after)
