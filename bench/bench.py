@@ -83,6 +83,9 @@ def rsyslog_body(mode: str, tmp: Path, kcfg: Path, emu: ApiEmulator, token: Path
     action = re.compile(r'action\(type="mmexternal".*?\)\n', re.S)
     if not action.search(text):
         raise SystemExit(f"cannot find the mmexternal action in {DOCKER}")
+    if mode == "table":
+        # Marks a miss for the output; a hit runs none of this.
+        text = action.sub(lambda m: 'set $.kubemeta_miss = "1";\n        ' + m.group(0), text)
     if mode not in ("kubemeta", "table"):
         # Only kubemeta's replies name their record: the other helpers' would be
         # dropped by the shipped guard.
@@ -131,13 +134,13 @@ class OutputCounter:
         done, self._tail = data[:cut], data[cut:]
         self.lines += done.count(b"\n")
         for ln in done.split(b"\n"):
-            # "<$! as JSON>|<hit>": labels only when the record was enriched; <hit>
-            # is 0 when the lookup table enriched it (table mode).
-            record, _, hit = ln.rpartition(b"|")
+            # "<$! as JSON>|<miss>": labels only when the record was enriched;
+            # <miss> is 1 when table mode asked its helper.
+            record, _, miss = ln.rpartition(b"|")
             if b'"labels"' in record:
                 self.enriched += 1
-            if hit == b"0":
-                self.hits += 1
+                if miss == b"":
+                    self.hits += 1
         return self.lines
 
     def wait(self, n: int, timeout: float, alive: Callable[[], bool]) -> float:

@@ -32,9 +32,10 @@ MMK_MODULE = Path("/usr/lib/x86_64-linux-gnu/rsyslog/mmkubernetes.so")
 # The output every rsyslog mode shares: cheap to render, and it shows whether
 # the record was enriched (pod name and a label), which the benchmark checks.
 # The whole record as JSON, as the shipped outputs write it (the cost of writing
-# the metadata is part of enriching), then "|0" when the lookup table enriched it.
+# the metadata is part of enriching), then "|1" when the table mode's helper was
+# asked (a miss; bench.py marks it).
 OUTPUT = """
-template(name="bench_out" type="string" string="%$!%|%$.kubemeta_parsed%\\n")
+template(name="bench_out" type="string" string="%$!%|%$.kubemeta_miss%\\n")
 ruleset(name="kubemeta_output") {{
     action(type="omfile" file="{out}" template="bench_out" asyncWriting="off")
 }}
