@@ -4,6 +4,7 @@ and sends misses to the mmexternal helper, which follows the daemon."""
 
 from __future__ import annotations
 
+import json
 import signal
 import threading
 import time
@@ -165,6 +166,33 @@ def test_a_label_change_new_pod_and_daemon_kill_lose_nothing(
     assert late and not old & late, "once rsyslog has the change, every later line carries it"
     log = (tmp_path / "kubemeta.log").read_text()
     assert "leading this node's helpers now" in log, "a helper took the lead from the daemon"
+
+
+@pytest.mark.parametrize("runtime", [DOCKER, CRI])
+def test_a_table_value_that_does_not_parse_sends_its_lines_to_the_helper(
+        tmp_path: Path, emulator: ApiEmulator, token_file: Path, runtime: str) -> None:
+    """A value rsyslog cannot parse (a table written by something else, a value cut
+    short) is a miss, not a hit without metadata: the helper enriches its lines."""
+    files, cfg, daemon = serving(emulator, tmp_path, token_file)
+    daemon.stop()
+    bad, good = files["web-0"], files["web-1"]
+    path = tmp_path / "state" / "lookup-table.json"
+    doc = json.loads(path.read_text())
+    for row in doc["table"]:
+        if row["index"] == str(bad):
+            row["value"] = row["value"][:40]
+    path.write_text(json.dumps(doc))
+    snippet = shipped_snippet(tmp_path, cfg, name=TABLE_CRI if runtime == CRI else TABLE_DOCKER)
+    with Rsyslog(tmp_path, snippet) as rs:
+        write_lines(good, [line_of(runtime, "web-1 hit")])
+        rs.wait_records(1)
+        assert rs.helpers() == [], "a hit needs no helper"
+        write_lines(bad, [line_of(runtime, "web-0 miss")])
+        recs = rs.wait_records(2)
+        assert rs.helpers() != [], "the line the table could not enrich went to the helper"
+    assert sorted(r["log"] for r in recs) == ["web-0 miss\n", "web-1 hit\n"]
+    for r in recs:
+        assert r["kubernetes"]["labels"] == {"app": r["log"].split()[0]}, r
 
 
 def test_a_broken_table_file_keeps_rsyslogs_last_good_table(
