@@ -109,7 +109,10 @@ def _overrides(ns: argparse.Namespace, problems: list[str] | None = None) -> dic
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown and args.command not in ("mmexternal", "omprog"):
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     if args.version:
         from kubemeta import internal
 
@@ -119,7 +122,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"  {name} {version}")
         return 0
     if args.command in ("mmexternal", "omprog"):
-        return _helper(args, args.command)
+        # A helper's fd 2 is rsyslog's pipe: a typo in its binary= line is a
+        # config problem (logged, the rest of the line applies), not a usage text.
+        return _helper(args, args.command, unknown)
     if args.command == "enrich":
         return _exit(_enrich(args))
     if args.command == "check":
@@ -157,13 +162,14 @@ def _exit(code: int) -> int:
     os._exit(code)
 
 
-def _helper(args: argparse.Namespace, mode: str) -> int:
+def _helper(args: argparse.Namespace, mode: str, unknown: Sequence[str] = ()) -> int:
     from kubemeta.app import App
     from kubemeta.kinds import Role
     from kubemeta.shell.pipeserver import OmprogResponder, PipeServer
     from kubemeta.wire.framing import LineFramer
 
-    flag_problems: list[str] = []
+    flag_problems = [f"unrecognized arguments: {' '.join(unknown)} (ignored; see kubemeta "
+                     f"{mode} --help)"] if unknown else []
     loaded = configfile.load_lenient(args.config, _overrides(args, flag_problems))
     cfg = loaded.config
     problems = [*flag_problems, *loaded.problems]

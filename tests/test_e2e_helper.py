@@ -191,15 +191,22 @@ def test_a_broken_config_keeps_its_valid_values(tmp_path: Path, token_file: Path
     assert "\nkubemeta_configproblems 1\n" in prom.read_text()
 
 
-def test_missing_config_file_keeps_logs_flowing(tmp_path: Path) -> None:
-    h = Helper("--config", str(tmp_path / "absent.yaml"), "--log-file", str(tmp_path / "x.log"))
+@pytest.mark.parametrize(("flags", "logged"), [
+    ((), "cannot read config file"),
+    # argparse would print its usage on fd 2, rsyslog's pipe, and exit.
+    (("--bogus",), "unrecognized arguments: --bogus"),
+], ids=["missing config file", "unknown flag"])
+def test_missing_config_file_or_unknown_flag_keeps_logs_flowing(
+        tmp_path: Path, flags: tuple[str, ...], logged: str) -> None:
+    h = Helper("--config", str(tmp_path / "absent.yaml"), *flags,
+               "--log-file", str(tmp_path / "x.log"))
     try:
         assert reply(h, b"{}") == {}
         assert h.close() == 0
         assert h.extra_output() == b""
     finally:
         h.kill()
-    assert "cannot read config file" in (tmp_path / "x.log").read_text()
+    assert logged in (tmp_path / "x.log").read_text()
 
 
 def test_console_script_is_absolute_and_needs_no_environment() -> None:
